@@ -1,0 +1,46 @@
+---
+{#- The example MPI programs: sources from the tree into the shared home,
+    built into the bin directory only when a source changes. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
+{%- set user = sc.user %}
+
+include:
+  - {{ tplroot }}.mpi
+  - {{ tplroot }}.nfs.server
+
+{%- for dir in (sc.mpi.src_dir, sc.mpi.bin_dir) %}
+
+cluster-mpi-programs-file-directory-{{ dir }}:
+  file.directory:
+    - name: {{ dir }}
+    - user: {{ user.name }}
+    - group: {{ user.group }}
+    - mode: '0755'
+    - require:
+      - file: cluster-nfs-server-file-directory-export
+{%- endfor %}
+
+{%- for prog in sc.mpi.programs %}
+
+cluster-mpi-programs-file-managed-{{ prog }}-source:
+  file.managed:
+    - name: {{ sc.mpi.src_dir }}/{{ prog }}.c
+    - source: salt://{{ tplroot }}/files/mpi/{{ prog }}.c
+    - user: {{ user.name }}
+    - group: {{ user.group }}
+    - mode: '0644'
+    - require:
+      - file: cluster-mpi-programs-file-directory-{{ sc.mpi.src_dir }}
+
+cluster-mpi-programs-mpi-program-built-{{ prog }}:
+  mpi_program.built:
+    - name: {{ sc.mpi.bin_dir }}/{{ prog }}
+    - source: {{ sc.mpi.src_dir }}/{{ prog }}.c
+    - mpicc: {{ sc.mpi.mpicc }}
+    - runas: {{ user.name }}
+    - require:
+      - file: cluster-mpi-programs-file-managed-{{ prog }}-source
+      - file: cluster-mpi-programs-file-directory-{{ sc.mpi.bin_dir }}
+      - pkg: cluster-mpi-package-pkg-installed
+{%- endfor %}

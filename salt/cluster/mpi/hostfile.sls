@@ -4,7 +4,7 @@
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 
 include:
-  - {{ tplroot }}.nfs.server
+  - {{ tplroot }}.users
 
 cluster-mpi-hostfile-file-managed:
   file.managed:
@@ -16,4 +16,4 @@ cluster-mpi-hostfile-file-managed:
         # Managed by Salt (saltcluster): compute members as host:slots
         {{ salt['cluster.hostfile']() | indent(8) }}
     - require:
-      - file: cluster-nfs-server-file-directory-export
+      - user: cluster-users-user-present-{{ sc.user.name }}

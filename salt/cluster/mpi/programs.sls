@@ -7,7 +7,7 @@
 
 include:
   - {{ tplroot }}.mpi
-  - {{ tplroot }}.nfs.server
+  - {{ tplroot }}.users
 
 {%- for dir in (sc.mpi.src_dir, sc.mpi.bin_dir) %}
 
@@ -18,7 +18,7 @@ cluster-mpi-programs-file-directory-{{ dir }}:
     - group: {{ user.group }}
     - mode: '0755'
     - require:
-      - file: cluster-nfs-server-file-directory-export
+      - user: cluster-users-user-present-{{ sc.user.name }}
 {%- endfor %}
 
 {%- for prog in sc.mpi.programs %}

@@ -8,7 +8,6 @@
 
 include:
   - {{ tplroot }}.users
-  - {{ tplroot }}.nfs.server
 
 cluster-ssh-keys-file-directory-dot-ssh:
   file.directory:
@@ -18,7 +17,6 @@ cluster-ssh-keys-file-directory-dot-ssh:
     - mode: '0700'
     - require:
       - user: cluster-users-user-present-{{ user.name }}
-      - file: cluster-nfs-server-file-directory-export
 
 cluster-ssh-keys-cmd-run-keygen:
   cmd.run:

@@ -1,0 +1,21 @@
+"""Shared paths and fixtures for every test layer."""
+
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+for sub in ("_modules", "_states"):
+    if str(REPO / sub) not in sys.path:
+        sys.path.insert(0, str(REPO / sub))
+
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def defaults_text():
+    return (REPO / "salt/cluster/parameters/defaults.yaml").read_text()

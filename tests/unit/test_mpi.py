@@ -1,0 +1,250 @@
+"""mpi execution module: resolution, refusals, command line, run, check."""
+
+import copy
+import os
+
+import mpi
+import pytest
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+
+@pytest.fixture
+def home(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for prog in ("cpi", "hellow"):
+        (bin_dir / prog).write_text("#!/bin/sh\n")
+        (bin_dir / prog).chmod(0o755)
+    (bin_dir / "notes.txt").write_text("not a program")
+    (tmp_path / "hosts").write_text("# comment\nnode1:2\nnode2:2\n\n")
+    return tmp_path
+
+
+@pytest.fixture
+def cfg(defaults_text, home):
+    cfg = salt.utils.yaml.safe_load(defaults_text)["saltcluster"]
+    cfg["user"]["home"] = str(home)
+    cfg["mpi"].update(hostfile=str(home / "hosts"), bin_dir=str(home / "bin"), src_dir=str(home / "src"))
+    cfg["mpi"]["ucx_net_device"] = "vec0"
+    return cfg
+
+
+@pytest.fixture
+def calls():
+    return []
+
+
+@pytest.fixture
+def run_all(calls):
+    def fake(cmd, **kwargs):
+        calls.append((cmd, kwargs))
+        return {"retcode": 0, "stdout": "pi is approximately 3.14", "stderr": "", "pid": 1}
+
+    return fake
+
+
+@pytest.fixture
+def configure_loader_modules(cfg, run_all):
+    return {
+        mpi: {
+            "__salt__": {"cluster.settings": lambda: copy.deepcopy(cfg), "cmd.run_all": run_all},
+            "__grains__": {"id": "master", "host": "master"},
+            "__context__": {},
+        }
+    }
+
+
+def test_hostfile_parses_slots(home):
+    assert mpi.hostfile() == [{"host": "node1", "slots": 2}, {"host": "node2", "slots": 2}]
+
+
+def test_hostfile_missing_is_clear(home):
+    os.remove(home / "hosts")
+    with pytest.raises(CommandExecutionError, match="hosts does not exist"):
+        mpi.hostfile()
+
+
+def test_programs_lists_executables_only():
+    assert mpi.programs() == ["cpi", "hellow"]
+
+
+def test_resolve_plain_name(home):
+    assert mpi.resolve("cpi") == str(home / "bin" / "cpi")
+
+
+@pytest.mark.parametrize(
+    "program",
+    ["../cpi", "bin/../../etc/passwd", "/bin/sh", "cpi; rm -rf /", "$(id)", "`id`", "cpi|cat", "", "a b"],
+)
+def test_resolve_refuses_escapes_and_shell(program):
+    with pytest.raises(SaltInvocationError) as exc:
+        mpi.resolve(program)
+    assert repr(program) in str(exc.value)
+
+
+def test_resolve_refuses_symlink_escape(home):
+    os.symlink("/bin/true", home / "bin" / "sneaky")
+    with pytest.raises(SaltInvocationError, match="sneaky"):
+        mpi.resolve("sneaky")
+
+
+def test_resolve_absolute_inside_allowed(home, cfg):
+    assert mpi.resolve(str(home / "bin" / "hellow")) == str(home / "bin" / "hellow")
+
+
+def test_resolve_allowed_dirs(home, cfg, tmp_path_factory):
+    extra = tmp_path_factory.mktemp("extra")
+    (extra / "solver").write_text("#!/bin/sh\n")
+    (extra / "solver").chmod(0o755)
+    cfg["mpi"]["allowed_dirs"] = [str(extra)]
+    assert mpi.resolve(str(extra / "solver")) == str(extra / "solver")
+
+
+def test_resolve_not_executable():
+    with pytest.raises(SaltInvocationError, match="notes.txt"):
+        mpi.resolve("notes.txt")
+
+
+def test_build_command_full(home):
+    cmd = mpi.build_command("cpi", np=4, args=["1000"])
+    assert cmd == [
+        "/usr/bin/mpiexec", "-f", str(home / "hosts"), "-n", "4",
+        "-genv", "UCX_TLS", "tcp,self", "-genv", "UCX_NET_DEVICES", "vec0",
+        str(home / "bin" / "cpi"), "1000",
+    ]  # fmt: skip
+
+
+def test_build_command_default_np_is_all_slots():
+    cmd = mpi.build_command("hellow")
+    assert cmd[cmd.index("-n") + 1] == "4"
+
+
+def test_build_command_hosts_subset():
+    cmd = mpi.build_command("hellow", hosts="node2")
+    assert cmd[1:3] == ["-hosts", "node2:2"]
+    assert cmd[cmd.index("-n") + 1] == "2"
+
+
+def test_build_command_ppn_and_env():
+    cmd = mpi.build_command("hellow", np=2, ppn=1, env={"OMP_NUM_THREADS": "1"})
+    assert cmd[cmd.index("-ppn") + 1] == "1"
+    assert ["-genv", "OMP_NUM_THREADS", "1"] == cmd[cmd.index("OMP_NUM_THREADS") - 1 : cmd.index("OMP_NUM_THREADS") + 2]
+
+
+@pytest.mark.parametrize("np", [0, -1, "x", True, 5, 100])
+def test_np_refused(np):
+    with pytest.raises(SaltInvocationError) as exc:
+        mpi.build_command("cpi", np=np)
+    assert f"np={np!r}" in str(exc.value) or f"np={np}" in str(exc.value)
+
+
+def test_oversubscribe_allows_more_than_slots():
+    cmd = mpi.build_command("cpi", np=8, oversubscribe=True)
+    assert cmd[cmd.index("-n") + 1] == "8"
+
+
+def test_unknown_host_refused():
+    with pytest.raises(SaltInvocationError, match="'node9' is not in the hostfile"):
+        mpi.build_command("cpi", hosts=["node9"])
+
+
+@pytest.mark.parametrize("arg", ["1; reboot", "$(id)", "a|b", "x>y"])
+def test_shell_metacharacters_in_args_refused(arg):
+    with pytest.raises(SaltInvocationError, match="shell metacharacters"):
+        mpi.build_command("cpi", args=[arg])
+
+
+@pytest.mark.parametrize("env", [{"BAD NAME": "1"}, {"X": "a\nb"}, "X=1"])
+def test_bad_env_refused(env):
+    with pytest.raises(SaltInvocationError, match="env"):
+        mpi.build_command("cpi", env=env)
+
+
+def test_bad_ppn_refused():
+    with pytest.raises(SaltInvocationError, match="ppn=0"):
+        mpi.build_command("cpi", np=2, ppn=0)
+
+
+def test_empty_hostfile_refused(home):
+    (home / "hosts").write_text("# nobody\n")
+    with pytest.raises(CommandExecutionError, match="lists no hosts"):
+        mpi.build_command("cpi")
+
+
+def test_run_as_mpi_user_without_shell(calls, home):
+    ret = mpi.run("cpi", np=4)
+    cmd, kwargs = calls[0]
+    assert kwargs["runas"] == "jobhandler"
+    assert kwargs["python_shell"] is False
+    assert kwargs["cwd"] == str(home)
+    assert kwargs["timeout"] == 300
+    assert ret["retcode"] == 0 and ret["np"] == 4 and ret["hosts"] == ["node1", "node2"]
+    assert ret["stdout"].startswith("pi is") and ret["timed_out"] is False
+    assert set(ret) >= {"retcode", "stdout", "stderr", "np", "hosts", "duration"}
+
+
+def test_run_never_as_root(cfg):
+    cfg["user"]["name"] = "root"
+    with pytest.raises(CommandExecutionError, match="never run as root"):
+        mpi.run("cpi")
+
+
+@pytest.mark.parametrize("timeout", [0, -5, "soon", True])
+def test_run_bad_timeout(timeout):
+    with pytest.raises(SaltInvocationError, match="timeout"):
+        mpi.run("cpi", timeout=timeout)
+
+
+def test_run_timeout_kills_ranks_everywhere(calls, monkeypatch, home):
+    clock = iter([0.0, 5.0])
+    monkeypatch.setattr(mpi.time, "monotonic", lambda: next(clock))
+
+    def fake(cmd, **kwargs):
+        calls.append((cmd, kwargs))
+        if cmd[0] == "/usr/bin/mpiexec":
+            return {"retcode": 1, "stdout": "", "stderr": "Timed out after 5 seconds"}
+        return {"retcode": 0, "stdout": "", "stderr": ""}
+
+    mpi.__salt__["cmd.run_all"] = fake
+    ret = mpi.run("cpi", np=4, timeout=5)
+    assert ret["timed_out"] is True and ret["retcode"] == 1
+    kill_cmds = [c for c, _ in calls[1:]]
+    assert any(c[:2] == ["ssh", "-o"] and "node1" in c and "pkill" in c for c in kill_cmds)
+    assert any("node2" in c for c in kill_cmds)
+    assert ret["killed"] == {"node1": True, "node2": True}
+    assert all(kw.get("python_shell") is False for _, kw in calls)
+
+
+def test_run_failure_sets_retcode_context():
+    mpi.__salt__["cmd.run_all"] = lambda cmd, **kw: {"retcode": 3, "stdout": "", "stderr": "boom"}
+    ret = mpi.run("cpi", np=1)
+    assert ret["retcode"] == 3 and mpi.__context__["retcode"] == 3
+
+
+def test_check_reports_missing_hosts():
+    mpi.__salt__["cmd.run_all"] = lambda cmd, **kw: {
+        "retcode": 0,
+        "stdout": "Hello world from rank 0 of 2 on node1\n",
+        "stderr": "",
+    }
+    res = mpi.check()
+    assert res["result"] is False
+    assert res["answered"] == ["node1"] and res["missing"] == ["node2"]
+
+
+def test_check_all_answer(calls):
+    mpi.__salt__["cmd.run_all"] = lambda cmd, **kw: calls.append(cmd) or {
+        "retcode": 0,
+        "stdout": "Hello world from rank 0 of 2 on node1\nHello world from rank 1 of 2 on node2\n",
+        "stderr": "",
+    }
+    res = mpi.check()
+    assert res["result"] is True and res["missing"] == []
+    assert calls[0][calls[0].index("-ppn") + 1] == "1"
+
+
+def test_virtual_needs_mpiexec(monkeypatch):
+    monkeypatch.setattr(mpi.salt.utils.path, "which", lambda name: None)
+    ok, why = mpi.__virtual__()
+    assert ok is False and "mpiexec" in why

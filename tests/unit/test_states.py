@@ -1,0 +1,228 @@
+"""Custom states: nfs_export, mpi_program, cluster_user (test=True honoured)."""
+
+import pwd
+
+import cluster_user
+import mpi_program
+import nfs_export
+import pytest
+
+
+@pytest.fixture
+def calls():
+    return []
+
+
+@pytest.fixture
+def configure_loader_modules(calls):
+    def run_all(cmd, **kwargs):
+        calls.append(cmd)
+        return {"retcode": 0, "stdout": "", "stderr": ""}
+
+    salt = {"cmd.run_all": run_all, "service.stop": lambda s: True, "service.start": lambda s: True}
+    opts = {"test": False}
+    return {
+        nfs_export: {"__salt__": salt, "__opts__": opts},
+        mpi_program: {"__salt__": salt, "__opts__": opts},
+        cluster_user: {"__salt__": salt, "__opts__": opts},
+    }
+
+
+@pytest.fixture
+def exports(tmp_path):
+    path = tmp_path / "exports"
+    path.write_text("# keep me\n/srv/other 10.0.0.0/8(ro)\n/home/jobhandler 1.2.3.4(rw)\n")
+    return path
+
+
+def present(exports, **kw):
+    args = {"clients": ["10.5.5.0/24"], "options": ["rw", "sync"], "exports": str(exports)}
+    args.update(kw)
+    return nfs_export.present("/home/jobhandler", **args)
+
+
+def test_export_replaces_only_its_line_and_reexports(exports, calls, monkeypatch):
+    monkeypatch.setattr(nfs_export.salt.utils.path, "which", lambda n: "/usr/sbin/exportfs")
+    ret = present(exports)
+    assert ret["result"] is True
+    assert ret["changes"] == {
+        "old": "/home/jobhandler 1.2.3.4(rw)",
+        "new": "/home/jobhandler 10.5.5.0/24(rw,sync)",
+    }
+    assert exports.read_text() == (
+        "# keep me\n/srv/other 10.0.0.0/8(ro)\n/home/jobhandler 10.5.5.0/24(rw,sync)\n"
+    )
+    assert calls == [["exportfs", "-ra"]]
+    # idempotent: no change, no re-export
+    ret = present(exports)
+    assert ret["result"] is True and ret["changes"] == {} and calls == [["exportfs", "-ra"]]
+
+
+def test_export_test_mode_touches_nothing(exports, calls):
+    before = exports.read_text()
+    nfs_export.__opts__["test"] = True
+    ret = present(exports)
+    assert ret["result"] is None and ret["changes"]["new"].startswith("/home/jobhandler 10.5.5.0/24")
+    assert exports.read_text() == before and calls == []
+
+
+def test_export_creates_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(nfs_export.salt.utils.path, "which", lambda n: None)
+    ret = present(tmp_path / "new-exports")
+    assert ret["result"] is True and "exportfs not found" in ret["comment"]
+    assert (tmp_path / "new-exports").read_text() == "/home/jobhandler 10.5.5.0/24(rw,sync)\n"
+
+
+@pytest.mark.parametrize(
+    "kw,bad",
+    [
+        ({"clients": ["10.5.5.0/24 *(rw)"]}, "'10.5.5.0/24 *(rw)'"),
+        ({"clients": []}, "no clients"),
+        ({"options": ["rw", "no root squash"]}, "'no root squash'"),
+    ],
+)
+def test_export_refuses_bad_input_before_writing(exports, kw, bad, calls):
+    before = exports.read_text()
+    ret = present(exports, **kw)
+    assert ret["result"] is False and bad in ret["comment"]
+    assert exports.read_text() == before and calls == []
+
+
+def test_export_refuses_relative_path(exports):
+    ret = nfs_export.present("home/x", clients=["a"], exports=str(exports))
+    assert ret["result"] is False and "'home/x'" in ret["comment"]
+
+
+def test_export_reexport_failure_reported(exports, monkeypatch):
+    monkeypatch.setattr(nfs_export.salt.utils.path, "which", lambda n: "/usr/sbin/exportfs")
+    nfs_export.__salt__["cmd.run_all"] = lambda cmd, **kw: {"retcode": 1, "stdout": "", "stderr": "nfsd gone"}
+    ret = present(exports)
+    assert ret["result"] is False and "nfsd gone" in ret["comment"]
+
+
+def test_export_absent(exports, calls, monkeypatch):
+    monkeypatch.setattr(nfs_export.salt.utils.path, "which", lambda n: "/usr/sbin/exportfs")
+    ret = nfs_export.absent("/srv/other", exports=str(exports))
+    assert ret["changes"] == {"old": "/srv/other 10.0.0.0/8(ro)", "new": None}
+    assert "/srv/other" not in exports.read_text() and "# keep me" in exports.read_text()
+    assert nfs_export.absent("/srv/other", exports=str(exports))["changes"] == {}
+
+
+@pytest.fixture
+def source(tmp_path):
+    src = tmp_path / "cpi.c"
+    src.write_text("int main(void){return 0;}\n")
+    return src
+
+
+def fake_mpicc(calls):
+    def run_all(cmd, **kwargs):
+        calls.append(cmd)
+        out = cmd[cmd.index("-o") + 1]
+        with open(out, "w") as fh:
+            fh.write("binary")
+        return {"retcode": 0, "stdout": "", "stderr": ""}
+
+    return run_all
+
+
+def test_program_built_once_then_up_to_date(tmp_path, source, calls, monkeypatch):
+    monkeypatch.setattr(mpi_program.salt.utils.path, "which", lambda n: "/usr/bin/mpicc")
+    mpi_program.__salt__["cmd.run_all"] = fake_mpicc(calls)
+    binary = tmp_path / "cpi"
+    ret = mpi_program.built(str(binary), str(source))
+    assert ret["result"] is True and ret["changes"]["built"] == str(binary)
+    assert binary.read_text() == "binary" and len(calls) == 1
+    ret = mpi_program.built(str(binary), str(source))
+    assert ret["result"] is True and ret["changes"] == {} and len(calls) == 1
+    source.write_text("int main(void){return 1;}\n")
+    ret = mpi_program.built(str(binary), str(source))
+    assert ret["changes"] and len(calls) == 2
+
+
+def test_program_test_mode(tmp_path, source, calls, monkeypatch):
+    monkeypatch.setattr(mpi_program.salt.utils.path, "which", lambda n: "/usr/bin/mpicc")
+    mpi_program.__opts__["test"] = True
+    ret = mpi_program.built(str(tmp_path / "cpi"), str(source))
+    assert ret["result"] is None and ret["changes"] and calls == []
+    assert not (tmp_path / "cpi").exists()
+
+
+def test_program_compile_error_keeps_old_binary(tmp_path, source, monkeypatch):
+    monkeypatch.setattr(mpi_program.salt.utils.path, "which", lambda n: "/usr/bin/mpicc")
+    binary = tmp_path / "cpi"
+    binary.write_text("old")
+    mpi_program.__salt__["cmd.run_all"] = lambda cmd, **kw: {"retcode": 1, "stdout": "", "stderr": "syntax error"}
+    ret = mpi_program.built(str(binary), str(source))
+    assert ret["result"] is False and "syntax error" in ret["comment"] and ret["changes"] == {}
+    assert binary.read_text() == "old"
+
+
+def test_program_missing_source_and_compiler(tmp_path, monkeypatch):
+    ret = mpi_program.built(str(tmp_path / "x"), str(tmp_path / "x.c"))
+    assert ret["result"] is False and "does not exist" in ret["comment"]
+    (tmp_path / "x.c").write_text("")
+    monkeypatch.setattr(mpi_program.salt.utils.path, "which", lambda n: None)
+    ret = mpi_program.built(str(tmp_path / "x"), str(tmp_path / "x.c"))
+    assert ret["result"] is False and "not found" in ret["comment"]
+
+
+class Pw:
+    def __init__(self, name, uid):
+        self.pw_name, self.pw_uid = name, uid
+
+
+@pytest.fixture
+def passwd(monkeypatch):
+    users = {100: Pw("messagebus", 100), 101: Pw("_apt", 101)}
+
+    def getpwuid(uid):
+        return users[uid]
+
+    monkeypatch.setattr(cluster_user.pwd, "getpwuid", getpwuid)
+    monkeypatch.setattr(cluster_user.pwd, "getpwall", lambda: list(users.values()) + [Pw("sys", 999)])
+    return users
+
+
+def test_uid_free_names_holder(passwd, calls):
+    ret = cluster_user.uid_free("jobhandler", 100)
+    assert ret["result"] is False
+    assert "held by 'messagebus'" in ret["comment"] and "relocate_uid_holder" in ret["comment"]
+    assert calls == []
+
+
+def test_uid_free_when_free_or_owned(passwd):
+    assert cluster_user.uid_free("jobhandler", 4242)["result"] is True
+    passwd[100] = Pw("jobhandler", 100)
+    assert cluster_user.uid_free("jobhandler", 100)["comment"] == "uid 100 already belongs to jobhandler"
+
+
+def test_uid_relocate_moves_system_account(passwd, calls):
+    ret = cluster_user.uid_free("jobhandler", 100, relocate=True, restart_services=["dbus"])
+    assert ret["result"] is True
+    assert ret["changes"] == {"messagebus": {"old": 100, "new": 998}}
+    assert calls[0] == ["usermod", "-u", "998", "messagebus"]
+    assert calls[1][:4] == ["find", "/", "-xdev", "-uid"]
+
+
+def test_uid_relocate_test_mode(passwd, calls):
+    cluster_user.__opts__["test"] = True
+    ret = cluster_user.uid_free("jobhandler", 100, relocate=True)
+    assert ret["result"] is None and ret["changes"] and calls == []
+
+
+def test_uid_relocate_refuses_regular_user(passwd, calls):
+    passwd[1000] = Pw("alice", 1000)
+    ret = cluster_user.uid_free("jobhandler", 1000, relocate=True)
+    assert ret["result"] is False and "'alice'" in ret["comment"] and calls == []
+
+
+def test_uid_relocate_usermod_failure(passwd):
+    cluster_user.__salt__["cmd.run_all"] = lambda cmd, **kw: {"retcode": 8, "stdout": "", "stderr": "user busy"}
+    ret = cluster_user.uid_free("jobhandler", 100, relocate=True)
+    assert ret["result"] is False and "user busy" in ret["comment"]
+
+
+def test_real_passwd_is_readable():
+    # the module reads the real database when not patched
+    assert pwd.getpwuid(0).pw_name == "root"

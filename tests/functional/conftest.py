@@ -1,0 +1,82 @@
+"""Real Salt loaders (salt-factories ``Loaders``) over the repository's tree,
+pillar and modules, with membership from synthetic mine data."""
+
+import json
+
+import pytest
+from saltfactories.utils.functional import Loaders
+
+from tests.conftest import REPO
+from tests.support.mine import MINE
+
+
+@pytest.fixture(scope="module")
+def fake_mine_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mine") / "mine.json"
+    path.write_text(json.dumps({minion: {"saltcluster_host": entry} for minion, entry in MINE.items()}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hostroot")
+
+
+@pytest.fixture(scope="module")
+def pillar_root(tmp_path_factory, workdir):
+    """The repo's pillar plus an override that points every file the states
+    write into a scratch directory, and picks a uid that is free here."""
+    root = tmp_path_factory.mktemp("pillar")
+    (root / "top.sls").write_text("base:\n  '*':\n    - saltcluster\n    - mine\n    - functional\n")
+    (root / "functional.sls").write_text(
+        json.dumps(
+            {
+                "saltcluster": {
+                    "network": {"hosts_file": str(workdir / "hosts")},
+                    "user": {"home": str(workdir / "home"), "uid": 64123, "gid": 64123, "name": "scfunc"},
+                    "nfs": {"exports_file": str(workdir / "exports")},
+                    "ssh": {"known_hosts_file": str(workdir / "ssh_known_hosts")},
+                    "lb": {"config_file": str(workdir / "nginx-lb.conf")},
+                    "web": {"config_file": str(workdir / "nginx-web.conf"), "index_file": str(workdir / "www/index.html")},
+                }
+            }
+        )
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def minion_opts(salt_factories, fake_mine_file, pillar_root, request):
+    roles = getattr(request.module, "ROLES", ["master", "compute", "gateway"])
+    minion_id = getattr(request.module, "MINION_ID", "node1")
+    factory = salt_factories.salt_minion_daemon(
+        minion_id,
+        overrides={
+            "file_client": "local",
+            "file_roots": {"base": [str(REPO / "salt")]},
+            "pillar_roots": {"base": [str(pillar_root), str(REPO / "pillar")]},
+            "module_dirs": [str(REPO / "tests/functional/fakes")],
+            "saltcluster_fake_mine": str(fake_mine_file),
+            "grains": {"roles": roles},
+            "enable_fqdns_grains": False,
+        },
+    )
+    return factory.config.copy()
+
+
+@pytest.fixture(scope="module")
+def loaders(minion_opts):
+    return Loaders(minion_opts, loaded_base_name=f"{__name__}.loaded")
+
+
+@pytest.fixture(autouse=True)
+def reset_loaders_state(loaders):
+    try:
+        yield
+    finally:
+        loaders.reset_state()
+
+
+@pytest.fixture
+def modules(loaders):
+    return loaders.modules

@@ -265,7 +265,8 @@ def settings(overrides=None):
 def host_info():
     """
     What this host publishes to the mine (entry ``saltcluster_host``): its
-    host name, roles, IPv4 addresses, cpu count and ssh host public keys.
+    cluster name (the minion id: name minions as the hosts are to be called,
+    e.g. ``node1``), roles, IPv4 addresses, cpu count and ssh host public keys.
 
     CLI Example:
 
@@ -283,7 +284,7 @@ def host_info():
     if isinstance(roles, str):
         roles = [roles]
     return {
-        "host": __grains__.get("host") or __grains__["id"],
+        "host": __opts__["id"],
         "roles": sorted(roles),
         "addrs": __salt__["network.ip_addrs"](include_loopback=True),
         "num_cpus": __grains__.get("num_cpus", 1),

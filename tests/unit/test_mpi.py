@@ -110,7 +110,7 @@ def test_build_command_full(home):
     cmd = mpi.build_command("cpi", np=4, args=["1000"])
     assert cmd == [
         "/usr/bin/mpiexec", "-f", str(home / "hosts"), "-n", "4",
-        "-genv", "UCX_TLS", "tcp,self", "-genv", "UCX_NET_DEVICES", "vec0",
+        "-genv", "UCX_TLS", "tcp,sm,self", "-genv", "UCX_NET_DEVICES", "vec0",
         str(home / "bin" / "cpi"), "1000",
     ]  # fmt: skip
 

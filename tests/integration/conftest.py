@@ -1,0 +1,122 @@
+"""A real salt-master with four real minions on loopback (gateway, master,
+node1, node2), serving this repository's tree, pillar and modules."""
+
+import json
+import pathlib
+import pwd
+import shutil
+import tempfile
+
+import pytest
+
+from tests.conftest import REPO
+
+HOSTS = {"gateway": ["gateway"], "master": ["master"], "node1": ["compute"], "node2": ["compute"]}
+TEST_USER = {"name": "scint", "uid": 64200, "gid": 64200, "group": "scint"}
+
+
+@pytest.fixture(scope="package")
+def scratch():
+    # not under pytest's tmp root (mode 0700): the MPI user must reach its home
+    root = pathlib.Path(tempfile.mkdtemp(prefix="saltcluster-int-"))
+    root.chmod(0o755)
+    for minion in HOSTS:
+        (root / minion).mkdir()
+        (root / minion / "hosts").write_text("127.0.0.1 localhost\n")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def pillar_root(tmp_path_factory, scratch):
+    """The repo's pillar, with an override that keeps every file the states
+    write inside a scratch directory (per minion) and uses loopback as the
+    cluster network: all four minions live on this machine."""
+    root = tmp_path_factory.mktemp("pillar")
+    (root / "top.sls").write_text("base:\n  '*':\n    - saltcluster\n    - mine\n    - integration\n")
+    override = {
+        "network": {"cidr": "127.0.0.0/8", "master_host": "localhost", "hosts_file": f"{scratch}/@ID@/hosts"},
+        "user": dict(TEST_USER, home=f"{scratch}/home/{TEST_USER['name']}", relocate_uid_holder=False),
+        "nfs": {"exports_file": f"{scratch}/@ID@/exports"},
+        "ssh": {"known_hosts_file": f"{scratch}/@ID@/ssh_known_hosts"},
+        "lb": {"config_file": f"{scratch}/@ID@/nginx.conf"},
+        "web": {"config_file": f"{scratch}/@ID@/nginx.conf", "index_file": f"{scratch}/@ID@/www/index.html"},
+        "mpi": {"ucx_net_device": None, "timeout": 120},
+    }
+    text = json.dumps({"saltcluster": override}).replace("@ID@", "{{ grains.id }}")
+    (root / "integration.sls").write_text(text)
+    return root
+
+
+@pytest.fixture(scope="package")
+def salt_master(salt_factories, pillar_root):
+    factory = salt_factories.salt_master_daemon(
+        "int-master",
+        overrides={
+            "file_roots": {"base": [str(REPO / "salt")]},
+            "pillar_roots": {"base": [str(pillar_root), str(REPO / "pillar")]},
+            "enable_fqdns_grains": False,
+        },
+    )
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def minions(salt_master):
+    factories = {
+        mid: salt_master.salt_minion_daemon(
+            mid, overrides={"grains": {"roles": roles}, "enable_fqdns_grains": False}
+        )
+        for mid, roles in HOSTS.items()
+    }
+    started = []
+    try:
+        for factory in factories.values():
+            factory.start()
+            started.append(factory)
+        yield factories
+    finally:
+        for factory in started:
+            factory.terminate()
+
+
+@pytest.fixture(scope="package")
+def salt_cli(salt_master):
+    return salt_master.salt_cli(timeout=180)
+
+
+@pytest.fixture(scope="package")
+def salt_run_cli(salt_master):
+    return salt_master.salt_run_cli(timeout=60)
+
+
+@pytest.fixture(scope="package")
+def synced(minions, salt_cli):
+    """Modules synced from the master and every host's mine entry published."""
+    ret = salt_cli.run("saltutil.sync_all", minion_tgt="*")
+    assert ret.returncode == 0, ret
+    ret = salt_cli.run("mine.update", minion_tgt="*")
+    assert ret.returncode == 0, ret
+    return minions
+
+
+@pytest.fixture(scope="package")
+def mpi_user(synced, salt_cli, scratch):
+    """The MPI user made for real by the users state on the 'master' minion,
+    removed again afterwards."""
+    assert _free(TEST_USER["uid"]), f"uid {TEST_USER['uid']} is taken on this machine"
+    (scratch / "home").mkdir(exist_ok=True)
+    ret = salt_cli.run("state.apply", "cluster.users", minion_tgt="master")
+    assert ret.returncode == 0, ret
+    yield TEST_USER["name"]
+    salt_cli.run("state.single", "user.absent", name=TEST_USER["name"], purge=True, minion_tgt="master")
+    salt_cli.run("state.single", "group.absent", name=TEST_USER["group"], minion_tgt="master")
+
+
+def _free(uid):
+    try:
+        pwd.getpwuid(uid)
+        return False
+    except KeyError:
+        return True

@@ -19,3 +19,16 @@ def repo():
 @pytest.fixture(scope="session")
 def defaults_text():
     return (REPO / "salt/cluster/parameters/defaults.yaml").read_text()
+
+
+def pytest_unconfigure(config):
+    """Salt queues early log records in a deferred handler bound to the
+    stream pytest captured; drop them so exit does not write to a closed file
+    (pytest already reported what mattered)."""
+    import logging
+
+    from salt._logging.handlers import DeferredStreamHandler
+
+    for handler in logging.root.handlers:
+        if isinstance(handler, DeferredStreamHandler):
+            handler._DeferredStreamHandler__messages.clear()

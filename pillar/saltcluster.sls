@@ -9,10 +9,16 @@ saltcluster:
     name: jobhandler
     uid: 100
     gid: 1100
-    # Debian gives uid 100 to messagebus once dbus is installed: move it.
+    # Debian hands uid 100 to the first system account a package adds
+    # (messagebus with dbus; sshd in the lab's image): move that account.
     relocate_uid_holder: true
-    relocate_restart_services: [dbus]
+    # sshd's privilege-separation user is looked up per connection: nothing
+    # to restart.  With dbus holding it, list [dbus] here.
+    relocate_restart_services: []
   mpi:
+    # the lab's hosts have one vCPU each; two ranks per node keeps
+    # `mpi.run cpi np=4` within the slots of node1 and node2
+    slots: 2
     ucx_net_device: vec0
   lb:
     method: round_robin

@@ -1,0 +1,51 @@
+"""The booted lab (lab/saltlab): real UML hosts with real sshd, nginx,
+mpiexec and kernel NFS.  The session brings the lab up (building kernel and
+image if needed), applies the highstate once, and leaves the lab running for
+the next run (`lab/saltlab down` stops it)."""
+
+import importlib.machinery
+import importlib.util
+import os
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _load_saltlab():
+    loader = importlib.machinery.SourceFileLoader("saltlab", str(REPO / "lab" / "saltlab"))
+    spec = importlib.util.spec_from_loader("saltlab", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+saltlab = _load_saltlab()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/lab/" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    rc = saltlab.cmd_up(None)
+    assert rc == 0
+    return saltlab
+
+
+@pytest.fixture(scope="session")
+def highstated(lab):
+    secs, changed, failed = lab.highstate()
+    assert not failed, "\n".join(failed)
+    print(f"\nfirst highstate in this session: {changed} changes in {secs:.0f} s")
+    return secs
+
+
+def sh(lab, node, command, timeout=120):
+    res = lab.ssh(node, command, timeout=timeout)
+    return res.returncode, res.stdout, res.stderr

@@ -31,11 +31,15 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def lab():
+    """The lab, booted for this session unless it already runs; a lab this
+    session booted is powered off at the end."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    rc = saltlab.cmd_up(None)
-    assert rc == 0
-    return saltlab
+    was_up = all(saltlab.running(name) for name in saltlab.hosts())
+    assert saltlab.cmd_up(None) == 0
+    yield saltlab
+    if not was_up and not os.environ.get("SALTLAB_KEEP"):
+        saltlab.cmd_down(None)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,9 @@ def test_home_is_nfs_mount_of_master(lab, highstated):
         assert rc == 0, out
         source, fstype = out.splitlines()[0].split()
         assert source == "master:/home/jobhandler" and fstype == "nfs4"
-        assert "master:/home/jobhandler /home/jobhandler nfs4" in out and "_netdev" in out
+        fstab = out.splitlines()[1].split()
+        assert fstab[:3] == ["master:/home/jobhandler", "/home/jobhandler", "nfs4"]
+        assert "_netdev" in fstab[3].split(",")
 
 
 def test_file_written_on_master_seen_on_nodes(lab, highstated):
@@ -83,7 +85,7 @@ def test_mpi_run_hellow_on_both_nodes(lab, highstated):
 def test_mandel_writes_image_to_shared_home(lab, highstated):
     ret = _mpi_run(lab, "mandel", "np=4", "args=[320, 240, 100]")
     assert ret["retcode"] == 0, ret
-    rc, out, _ = sh(lab, "node2", "head -c 2 /home/jobhandler/mandel.pgm; stat -c %U /home/jobhandler/mandel.pgm")
+    rc, out, _ = sh(lab, "node2", "head -c 2 /home/jobhandler/mandel.pgm; echo; stat -c %U /home/jobhandler/mandel.pgm")
     assert out.split() == ["P5", "jobhandler"]
 
 

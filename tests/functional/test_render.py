@@ -95,3 +95,15 @@ def test_lb_config_applied_after_nginx_check(modules, workdir, method, directive
     assert "192.168.9.9" not in text
     for other in ("least_conn;", "ip_hash;"):
         assert (other in text) == (other == directive)
+
+
+def test_membership_sls_follows_roles(modules):
+    high = modules.state.show_sls("cluster.membership")
+    assert isinstance(high, dict), high
+    assert {
+        "cluster-hosts-file-blockreplace-members",
+        "cluster-ssh-known-hosts-file-managed",
+        "cluster-mpi-hostfile-file-managed",
+        "cluster-lb-config-file-managed-nginx-conf",
+        "cluster-lb-service-running",
+    } <= set(high)

@@ -129,6 +129,7 @@ def validate(cfg):
     _network("network:cidr", cfg["network"]["cidr"])
     _hostname("network:master_host", cfg["network"]["master_host"])
     _abs_path(cfg, "network:hosts_file")
+    _abs_path(cfg, "network:join_marker")
     # user
     user = cfg["user"]
     if not isinstance(user["name"], str) or not USERNAME_RE.match(user["name"]):

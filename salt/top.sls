@@ -12,6 +12,7 @@ base:
     - cluster.ssh.keys
     - cluster.mpi.hostfile
     - cluster.mpi.programs
+    - cluster.bootstrapped
   # the master's home is the export itself: only other compute nodes mount it
   'G@roles:compute and not G@roles:master':
     - match: compound

@@ -19,9 +19,6 @@ saltcluster:
     # the lab's hosts have one vCPU each; two ranks per node keeps
     # `mpi.run cpi np=4` within the slots of node1 and node2
     slots: 2
-    # between the lab's hosts tcp alone hung least (measured: tcp,self 38/39
-    # runs, tcp,sm,self 9/11; the hangs are in MPI_Finalize after the work)
-    ucx_tls: tcp,self
     ucx_net_device: vec0
   lb:
     method: round_robin

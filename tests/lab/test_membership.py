@@ -9,9 +9,6 @@ import pytest
 
 from tests.lab.conftest import sh
 
-PEERS = ["gateway", "master", "node1", "node2"]
-
-
 def wait_until(check, timeout, what):
     deadline = time.monotonic() + timeout
     last = None
@@ -21,21 +18,6 @@ def wait_until(check, timeout, what):
             return time.monotonic()
         time.sleep(3)
     pytest.fail(f"{what} not reached in {timeout} s: {last}")
-
-
-def membership_view(lab, name):
-    """Where NAME is listed: hosts files, hostfile, upstream."""
-    seen = {}
-    for peer in PEERS:
-        rc, out, _ = sh(lab, peer, "sed -n '/BEGIN saltcluster/,/END saltcluster/p' /etc/hosts")
-        seen[f"hosts@{peer}"] = bool(re.search(rf"\s{name}$", out, re.M))
-    rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
-    seen["hostfile"] = bool(re.search(rf"^{name}:", out, re.M))
-    rc, out, _ = sh(lab, "gateway", "grep -c '# %s$' /etc/nginx/nginx.conf" % name)
-    seen["upstream"] = out.strip() == "1"
-    rc, out, _ = sh(lab, "master", f"grep -c '^{name},' /etc/ssh/ssh_known_hosts")
-    seen["known_hosts@master"] = out.strip() == "1"
-    return seen
 
 
 def lb_answers(lab, n):
@@ -52,7 +34,7 @@ def test_node3_joins_everywhere(lab, highstated):
     t_up = time.monotonic() - t0
 
     def everywhere():
-        view = membership_view(lab, "node3")
+        view = lab.membership_view("node3")
         return True if all(view.values()) else view
 
     t_done = wait_until(everywhere, 600, "node3 in every membership file") - t0
@@ -72,7 +54,7 @@ def test_node3_leaves_cleanly(lab, highstated):
     t0 = time.monotonic()
 
     def nowhere():
-        view = membership_view(lab, "node3")
+        view = lab.membership_view("node3")
         return True if not any(view.values()) else view
 
     t_done = wait_until(nowhere, 600, "node3 gone from every membership file") - t0

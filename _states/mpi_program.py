@@ -40,22 +40,17 @@ def built(name, source, mpicc="mpicc", cflags=("-O2",), libs=("-lm",), runas=Non
             - runas: jobhandler
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    if not os.path.isfile(source):
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"{name} would be built once {source} exists"
-            ret["changes"] = {"built": name}
-        else:
-            ret["comment"] = f"source {source} does not exist"
-        return ret
-    if salt.utils.path.which(mpicc) is None:
-        if __opts__["test"]:
-            ret["result"] = None
-            ret["comment"] = f"{name} would be built once {mpicc} is installed"
-            ret["changes"] = {"built": name}
-        else:
-            ret["comment"] = f"{mpicc} not found: install libmpich-dev"
-        return ret
+    # in test mode an earlier state of the same run may still provide these
+    for missing, later, error in (
+        (not os.path.isfile(source), f"{source} exists", f"source {source} does not exist"),
+        (salt.utils.path.which(mpicc) is None, f"{mpicc} is installed", f"{mpicc} not found: install libmpich-dev"),
+    ):
+        if missing:
+            if __opts__["test"]:
+                ret.update(result=None, comment=f"{name} would be built once {later}", changes={"built": name})
+            else:
+                ret["comment"] = error
+            return ret
     tmp = name + ".saltcluster-build"
     cmd = [mpicc, *cflags, "-o", tmp, source, *libs]
     digest = _digest(source, [mpicc, *cflags, *libs])

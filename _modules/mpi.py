@@ -290,6 +290,8 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
         timeout=timeout,
         ignore_retcode=True,
         env={"HOME": cfg["user"]["home"]},
+        # mpiexec forwards stdin to rank 0: give it an empty one, not the minion's
+        stdin="",
     )
     duration = time.monotonic() - start
     timed_out = duration >= timeout and TIMED_OUT in (res.get("stdout", "") + res.get("stderr", "")).lower()

@@ -179,6 +179,7 @@ def test_run_as_mpi_user_without_shell(calls, home):
     assert kwargs["python_shell"] is False
     assert kwargs["cwd"] == str(home)
     assert kwargs["timeout"] == 300
+    assert kwargs["stdin"] == ""
     assert ret["retcode"] == 0 and ret["np"] == 4 and ret["hosts"] == ["node1", "node2"]
     assert ret["stdout"].startswith("pi is") and ret["timed_out"] is False
     assert set(ret) >= {"retcode", "stdout", "stderr", "np", "hosts", "duration"}

@@ -306,7 +306,7 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
         "timed_out": timed_out,
     }
     if timed_out:
-        ret["killed"] = _kill_strays(cfg, cmd[-1 - len(_as_list(args, "args"))], used)
+        ret["killed"] = _kill_strays(cfg, resolve(program), used)
         if ret["retcode"] == 0:
             ret["retcode"] = 124
     if ret["retcode"] != 0:

@@ -53,3 +53,38 @@ def highstated(lab):
 def sh(lab, node, command, timeout=120):
     res = lab.ssh(node, command, timeout=timeout)
     return res.returncode, res.stdout, res.stderr
+
+
+class SteadyLoad:
+    """A bounded load through the gateway, sent from the outside client for
+    SECONDS (one request at a time, at most one every 50 ms): a thread runs
+    it; `result()` waits and returns (requests, failures, answers by node)."""
+
+    SCRIPT = (
+        "end=$((SECONDS+{secs})); "
+        "while [ $SECONDS -lt $end ]; do "
+        "curl -s --max-time 15 -w ' %{{http_code}}\\n' http://10.0.2.5/whoami || echo 'none - 000'; "
+        "sleep 0.05; done"
+    )
+
+    def __init__(self, lab, seconds):
+        import threading
+
+        self.seconds = seconds
+        self._out = []
+        self._thread = threading.Thread(
+            target=lambda: self._out.append(sh(lab, "client", self.SCRIPT.format(secs=seconds), timeout=seconds + 60))
+        )
+        self._thread.start()
+
+    def result(self):
+        self._thread.join(self.seconds + 90)
+        rc, out, err = self._out[0]
+        assert rc == 0, err
+        lines = [line.split() for line in out.splitlines() if line.strip()]
+        failed = [line for line in lines if line[-1] != "200"]
+        by_node = {}
+        for line in lines:
+            if line[-1] == "200":
+                by_node[line[0]] = by_node.get(line[0], 0) + 1
+        return len(lines), failed, by_node

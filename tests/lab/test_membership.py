@@ -1,5 +1,8 @@
-"""Nodes join and leave with no human: the reactor hands a started minion to
-orch.join; lost minions go through orch.leave.  Runs after test_cluster."""
+"""Nodes join and leave with no human: a minion presenting the join token is
+autosigned, the reactor hands its start to orch.join; lost minions (clean
+shutdown or crash) go through orch.leave.  Runs after test_cluster, in file
+order: node3 joins and leaves, comes back with node4 and node5 at once, node4
+crashes, node3 and node5 leave, a host without the token is refused."""
 
 import argparse
 import re
@@ -7,7 +10,10 @@ import time
 
 import pytest
 
-from tests.lab.conftest import sh
+from tests.lab.conftest import SteadyLoad, sh
+
+MEMBERSHIP_TIMEOUT = 600
+
 
 def wait_until(check, timeout, what):
     deadline = time.monotonic() + timeout
@@ -20,6 +26,22 @@ def wait_until(check, timeout, what):
     pytest.fail(f"{what} not reached in {timeout} s: {last}")
 
 
+def everywhere(lab, names):
+    def check():
+        views = {name: lab.membership_view(name) for name in names}
+        return True if all(all(v.values()) for v in views.values()) else views
+
+    return check
+
+
+def nowhere(lab, names):
+    def check():
+        views = {name: lab.membership_view(name) for name in names}
+        return True if not any(any(v.values()) for v in views.values()) else views
+
+    return check
+
+
 def lb_answers(lab, n):
     names = []
     for _ in range(n):
@@ -28,18 +50,19 @@ def lb_answers(lab, n):
     return names
 
 
+def strict_ssh(lab, node):
+    return sh(lab, "master", f"su jobhandler -c 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes {node} hostname'")
+
+
 def test_node3_joins_everywhere(lab, highstated):
     t0 = time.monotonic()
     assert lab.cmd_join(argparse.Namespace(names=["node3"])) == 0
     t_up = time.monotonic() - t0
-
-    def everywhere():
-        view = lab.membership_view("node3")
-        return True if all(view.values()) else view
-
-    t_done = wait_until(everywhere, 600, "node3 in every membership file") - t0
+    t_done = wait_until(everywhere(lab, ["node3"]), MEMBERSHIP_TIMEOUT, "node3 in every membership file") - t0
     print(f"\njoin node3: host up and answering Salt after {t_up:.1f} s, visible everywhere after {t_done:.1f} s")
-    rc, out, err = sh(lab, "master", "su jobhandler -c 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes node3 hostname'")
+    # accepted for its token: the lab handed the master no key for it
+    assert "node3" in lab.salt_keys()["minions"]
+    rc, out, err = strict_ssh(lab, "node3")
     assert rc == 0 and out.strip() == "node3", err
     rc, out, _ = sh(lab, "node3", "findmnt -n -o SOURCE,FSTYPE /home/jobhandler")
     assert out.split() == ["master:/home/jobhandler", "nfs4"]
@@ -49,20 +72,73 @@ def test_node3_joins_everywhere(lab, highstated):
     assert "node3" in lb_answers(lab, 6)
 
 
-def test_node3_leaves_cleanly(lab, highstated):
+def test_node3_leaves_cleanly_under_load(lab, highstated):
+    load = SteadyLoad(lab, 45)
     assert lab.cmd_leave(argparse.Namespace(names=["node3"], verb="leave")) == 0
     t0 = time.monotonic()
-
-    def nowhere():
-        view = lab.membership_view("node3")
-        return True if not any(view.values()) else view
-
-    t_done = wait_until(nowhere, 600, "node3 gone from every membership file") - t0
+    t_done = wait_until(nowhere(lab, ["node3"]), MEMBERSHIP_TIMEOUT, "node3 gone from every membership file") - t0
     print(f"\nleave node3: gone everywhere {t_done:.1f} s after the host stopped")
+    sent, failed, by_node = load.result()
+    assert sent > 20 and failed == [], (sent, failed, by_node)
     answers = lb_answers(lab, 6)
     assert None not in answers and set(answers) == {"node1", "node2"}
     ret = lab.mpi_run("hellow", "np=4")
     assert ret["retcode"] == 0 and "node3" not in ret["stdout"] and ret["hosts"] == ["node1", "node2"]
+
+
+def test_three_nodes_join_at_once(lab, highstated):
+    """node3 comes back (same name, fresh disk) with node4 and node5."""
+    names = ["node3", "node4", "node5"]
+    t0 = time.monotonic()
+    assert lab.cmd_join(argparse.Namespace(names=names)) == 0
+    t_done = wait_until(everywhere(lab, names), MEMBERSHIP_TIMEOUT, "node3-5 in every membership file") - t0
+    print(f"\njoin node3 node4 node5 at once: all visible everywhere after {t_done:.1f} s")
+    rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
+    assert out.split() == ["node1:2", "node2:2", "node3:2", "node4:2", "node5:2"]
+    for node in names:
+        rc, out, err = strict_ssh(lab, node)
+        assert rc == 0 and out.strip() == node, (node, err)
+    assert set(lb_answers(lab, 10)) == {"node1", "node2", *names}
+
+
+def test_killed_node_dropped_under_load(lab, highstated):
+    load = SteadyLoad(lab, 60)
+    time.sleep(3)
+    assert lab.cmd_leave(argparse.Namespace(names=["node4"], verb="kill")) == 0
+    t0 = time.monotonic()
+    t_done = wait_until(nowhere(lab, ["node4"]), MEMBERSHIP_TIMEOUT, "crashed node4 gone everywhere") - t0
+    print(f"\nkill node4: gone everywhere {t_done:.1f} s after the crash")
+    sent, failed, by_node = load.result()
+    assert sent > 20 and failed == [], (sent, failed, by_node)
+    rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
+    assert out.split() == ["node1:2", "node2:2", "node3:2", "node5:2"]
+    ret = lab.mpi_run("hellow")  # every slot in the hostfile
+    assert ret["retcode"] == 0, ret
+    assert "node4" not in ret["stdout"] and "on node5" in ret["stdout"]
+
+
+def test_remaining_joined_nodes_leave_under_load(lab, highstated):
+    load = SteadyLoad(lab, 45)
+    assert lab.cmd_leave(argparse.Namespace(names=["node3", "node5"], verb="leave")) == 0
+    wait_until(nowhere(lab, ["node3", "node5"]), MEMBERSHIP_TIMEOUT, "node3 and node5 gone everywhere")
+    sent, failed, by_node = load.result()
+    assert sent > 20 and failed == [], (sent, failed, by_node)
+    rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
+    assert out.split() == ["node1:2", "node2:2"]
+
+
+def test_minion_without_token_is_not_accepted(lab, highstated):
+    assert lab.cmd_join(argparse.Namespace(names=["rogue"], no_token=True)) == 0
+    try:
+        time.sleep(20)  # several more auth attempts
+        keys = lab.salt_keys()
+        assert "rogue" in keys["minions_pre"] and "rogue" not in keys["minions"], keys
+        assert not any(lab.membership_view("rogue").values())
+        rc, out, _ = sh(lab, "master", "salt --out=txt --timeout=5 rogue test.ping")
+        assert "rogue" not in out
+    finally:
+        lab.cmd_leave(argparse.Namespace(names=["rogue"], verb="kill"))
+        sh(lab, "master", "salt-key -y -d rogue")
 
 
 def test_bad_join_names_refused(lab, highstated):

@@ -43,6 +43,7 @@ HOSTNAME_RE = re.compile(
 )
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+TEMPLATE_RE = re.compile(r"^(salt://[^\s]+|file:///[^\s]+)$")
 DURATION_RE = re.compile(r"^\d+(ms|s|m|h)?$")
 SIZE_RE = re.compile(r"^\d+[kKmM]?$")
 
@@ -126,7 +127,7 @@ def validate(cfg):
         if not isinstance(cfg.get(section), dict):
             _bad(section, cfg.get(section), "must be a mapping")
     # network
-    _network("network:cidr", cfg["network"]["cidr"])
+    cluster_net = _network("network:cidr", cfg["network"]["cidr"])
     _hostname("network:master_host", cfg["network"]["master_host"])
     _abs_path(cfg, "network:hosts_file")
     _abs_path(cfg, "network:join_marker")
@@ -153,10 +154,16 @@ def validate(cfg):
     for client in cfg["nfs"]["clients"]:
         if not (HOSTNAME_RE.match(client) or _is_network(client)):
             _bad("nfs:clients", client, "is neither a cidr nor a host name")
+        net = _network("nfs:clients", client) if _is_network(client) else None
+        if net and (net.version != cluster_net.version or not net.subnet_of(cluster_net)):
+            _bad("nfs:clients", client, f"reaches outside the cluster network {cluster_net}")
     _str_list(cfg, "nfs:options")
     for opt in cfg["nfs"]["options"]:
         if opt not in NFS_OPTIONS and not re.match(r"^(anonuid|anongid|fsid)=\d+$", opt):
             _bad("nfs:options", opt, "is not an exports(5) option")
+        if opt in ("no_root_squash", "insecure"):
+            # root on any node would own the shared home, jobhandler's private key included
+            _bad("nfs:options", opt, "saltcluster exports the shared home with root_squash and secure only")
     _str_list(cfg, "nfs:mount_options")
     _int(cfg, "nfs:server_wait_seconds", 0, 3600)
     # ssh
@@ -194,6 +201,9 @@ def validate(cfg):
     _int(cfg, "lb:max_fails", 0, 1000)
     if cfg["lb"]["method"] not in LB_METHODS:
         _bad("lb:method", cfg["lb"]["method"], f"nginx knows {', '.join(LB_METHODS)}")
+    template = cfg["lb"]["template"]
+    if not isinstance(template, str) or not TEMPLATE_RE.match(template) or ".." in template.split("/"):
+        _bad("lb:template", template, "must be a salt:// or file:/// path without '..'")
     if not DURATION_RE.match(str(cfg["lb"]["fail_timeout"])):
         _bad("lb:fail_timeout", cfg["lb"]["fail_timeout"], "must be an nginx time like 10s")
     if not SIZE_RE.match(str(cfg["lb"]["zone_size"])):

@@ -1,21 +1,19 @@
 {#- Minions gone: lost from presence (salt/presence/change) or key deleted
-    (salt/key, act=delete).  Hand over to the leave orchestration.  A deleted
-    key that never became a member (a pending or rejected key: no data in
-    the master's minion cache) changes nothing. -#}
-{%- set gone = [] %}
+    (salt/key, act=delete; Salt flushes the minion's cached data, mine
+    included, with the key).  Hand over to the leave orchestration; ids that
+    are not plain minion names are ignored. -#}
+{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$' %}
 {%- if data.get('act') == 'delete' %}
-{%-   set id = data.get('id', '') | string %}
-{%-   if id | regex_match('^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$')
-          and salt['file.directory_exists']('/var/cache/salt/master/minions/' ~ id) %}
-{%-     do gone.append(id) %}
-{%-   endif %}
+{%-   set candidates = [data.get('id', '')] %}
 {%- else %}
-{%-   for id in data.get('lost', []) %}
-{%-     if id | string | regex_match('^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$') %}
-{%-       do gone.append(id | string) %}
-{%-     endif %}
-{%-   endfor %}
+{%-   set candidates = data.get('lost', []) %}
 {%- endif %}
+{%- set gone = [] %}
+{%- for id in candidates %}
+{%-   if id | string | regex_match(name_re) %}
+{%-     do gone.append(id | string) %}
+{%-   endif %}
+{%- endfor %}
 {%- if gone %}
 saltcluster-reactor-leave:
   runner.state.orchestrate:

@@ -63,7 +63,8 @@ class SteadyLoad:
     SCRIPT = (
         "end=$((SECONDS+{secs})); "
         "while [ $SECONDS -lt $end ]; do "
-        "curl -s --max-time 15 -w ' %{{http_code}}\\n' http://10.0.2.5/whoami || echo 'none - 000'; "
+        "r=$(curl -s --max-time 15 -w ' %{{http_code}}' http://10.0.2.5/whoami | tr '\\n' ' '); "
+        "echo \"${{r:-none 000}}\"; "
         "sleep 0.05; done"
     )
 

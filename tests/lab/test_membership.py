@@ -2,7 +2,8 @@
 autosigned, the reactor hands its start to orch.join; lost minions (clean
 shutdown or crash) go through orch.leave.  Runs after test_cluster, in file
 order: node3 joins and leaves, comes back with node4 and node5 at once, node4
-crashes, node3 and node5 leave, a host without the token is refused."""
+crashes, node3 and node5 leave, node6 joins across a salt-master restart, a host
+without the token is refused."""
 
 import argparse
 import re
@@ -125,6 +126,19 @@ def test_remaining_joined_nodes_leave_under_load(lab, highstated):
     assert sent > 20 and failed == [], (sent, failed, by_node)
     rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
     assert out.split() == ["node1:2", "node2:2"]
+
+
+def test_join_completes_across_a_salt_master_restart(lab, highstated):
+    assert lab.cmd_join(argparse.Namespace(names=["node6"])) == 0
+    # the join orchestration is running now: restart salt-master under it
+    assert not all(lab.membership_view("node6").values())
+    rc, _, err = sh(lab, "master", "systemctl restart salt-master")
+    assert rc == 0, err
+    t0 = time.monotonic()
+    t_done = wait_until(everywhere(lab, ["node6"]), MEMBERSHIP_TIMEOUT, "node6 everywhere after the restart") - t0
+    print(f"\njoin node6 across a salt-master restart: everywhere {t_done:.1f} s after the restart")
+    assert lab.cmd_leave(argparse.Namespace(names=["node6"], verb="leave")) == 0
+    wait_until(nowhere(lab, ["node6"]), MEMBERSHIP_TIMEOUT, "node6 gone")
 
 
 def test_minion_without_token_is_not_accepted(lab, highstated):

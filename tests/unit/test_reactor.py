@@ -9,14 +9,12 @@ import salt.utils.yaml
 from tests.conftest import REPO
 
 ACCEPTED = "/etc/salt/pki/master/minions/"
-CACHED = "/var/cache/salt/master/minions/"
 MARKER = "/etc/salt/saltcluster.bootstrapped"
 
 
-def render(name, data, files=(), dirs=()):
+def render(name, data, files=()):
     salt_funcs = {
         "file.file_exists": lambda path: path in files,
-        "file.directory_exists": lambda path: path in dirs,
     }
     opts = salt.config.DEFAULT_MASTER_OPTS.copy()
     text = salt.utils.templates.render_jinja_tmpl(
@@ -57,8 +55,8 @@ def test_presence_loss_orchestrates_a_leave():
     assert state["runner.state.orchestrate"][0]["args"][1]["pillar"] == {"saltcluster_gone": ["node3", "node4"]}
 
 
-def test_deleted_member_key_orchestrates_a_leave():
-    high = render("leave.sls", {"act": "delete", "id": "node3"}, dirs={CACHED + "node3"})
+def test_deleted_key_orchestrates_a_leave():
+    high = render("leave.sls", {"act": "delete", "id": "node3"})
     (state,) = high.values()
     assert state["runner.state.orchestrate"][0]["args"][1]["pillar"] == {"saltcluster_gone": ["node3"]}
 
@@ -66,7 +64,7 @@ def test_deleted_member_key_orchestrates_a_leave():
 @pytest.mark.parametrize(
     "data",
     [
-        {"act": "delete", "id": "rogue"},  # a pending key that never joined
+        {"act": "delete", "id": "* or rogue"},  # not a minion name
         {"act": "accept", "id": "node3"},
         {"act": "pend", "id": "rogue"},
         {"new": ["node3"], "lost": []},
@@ -75,3 +73,36 @@ def test_deleted_member_key_orchestrates_a_leave():
 )
 def test_key_and_presence_events_that_do_nothing(data):
     assert render("leave.sls", data) == {}
+
+
+def render_rejoin(data, master_age="30", hosts_has=(), files=()):
+    salt_funcs = {
+        "file.file_exists": lambda path: path in files or path == "/var/run/salt-master.pid",
+        "file.read": lambda path: "4242\n",
+        "file.search": lambda path, pattern: any(pattern == "\\s" + h + "$" for h in hosts_has),
+        "cmd.run": lambda cmd, python_shell=False: f"  {master_age}\n" if cmd == "ps -o etimes= -p 4242" else "",
+    }
+    text = salt.utils.templates.render_jinja_tmpl(
+        (REPO / "salt/reactor/rejoin.sls").read_text(),
+        {"data": data, "tag": "test", "salt": salt_funcs, "opts": salt.config.DEFAULT_MASTER_OPTS.copy(),
+         "saltenv": "base", "sls": "reactor"},
+    )  # fmt: skip
+    return salt.utils.yaml.safe_load(text) or {}
+
+
+def test_master_restart_finishes_an_unfinished_join():
+    files = {ACCEPTED + "node3", ACCEPTED + "node1", MARKER}
+    high = render_rejoin({"new": ["node1", "node3"], "lost": []}, hosts_has=["node1"], files=files)
+    assert [join_pillar({k: v}) for k, v in high.items()] == [("orch.join", {"saltcluster_join": "node3"})]
+
+
+@pytest.mark.parametrize(
+    "age, files",
+    [
+        ("500", {ACCEPTED + "node3", MARKER}),  # a master up for long: ordinary joins use the start event
+        ("30", {MARKER}),  # no accepted key
+        ("30", {ACCEPTED + "node3"}),  # still bootstrapping
+    ],
+)
+def test_presence_new_that_does_nothing(age, files):
+    assert render_rejoin({"new": ["node3"], "lost": []}, master_age=age, files=files) == {}

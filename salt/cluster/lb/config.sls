@@ -11,7 +11,7 @@ include:
 cluster-lb-config-file-managed-nginx-conf:
   file.managed:
     - name: {{ sc.lb.config_file }}
-    - source: salt://{{ tplroot }}/files/nginx/lb.conf.jinja
+    - source: {{ sc.lb.template }}
     - template: jinja
     - mode: '0644'
     - check_cmd: nginx -t -q -c

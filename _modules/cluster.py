@@ -199,6 +199,7 @@ def validate(cfg):
     _int(cfg, "lb:listen_port", 1, 65535)
     _int(cfg, "lb:backend_port", 1, 65535)
     _int(cfg, "lb:max_fails", 0, 1000)
+    _int(cfg, "lb:keepalive", 0, 10000)
     if cfg["lb"]["method"] not in LB_METHODS:
         _bad("lb:method", cfg["lb"]["method"], f"nginx knows {', '.join(LB_METHODS)}")
     template = cfg["lb"]["template"]

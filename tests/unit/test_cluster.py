@@ -76,6 +76,7 @@ BAD = [
     ({"lb": {"template": "salt://../etc/shadow"}}, "lb:template", "'salt://../etc/shadow'"),
     ({"lb": {"method": "roundrobin"}}, "lb:method", "'roundrobin'"),
     ({"lb": {"listen_port": 0}}, "lb:listen_port", "0"),
+    ({"lb": {"keepalive": -1}}, "lb:keepalive", "-1"),
     ({"lb": {"fail_timeout": "ten"}}, "lb:fail_timeout", "'ten'"),
     ({"lb": {"weights": {"node1": 0}}}, "lb:weights:node1", "0"),
     ({"lb": {"weights": {"no de": 1}}}, "lb:weights", "'no de'"),

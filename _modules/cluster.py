@@ -205,6 +205,8 @@ def validate(cfg):
     template = cfg["lb"]["template"]
     if not isinstance(template, str) or not TEMPLATE_RE.match(template) or ".." in template.split("/"):
         _bad("lb:template", template, "must be a salt:// or file:/// path without '..'")
+    if not DURATION_RE.match(str(cfg["lb"]["read_timeout"])):
+        _bad("lb:read_timeout", cfg["lb"]["read_timeout"], "must be an nginx time like 5s")
     if not DURATION_RE.match(str(cfg["lb"]["fail_timeout"])):
         _bad("lb:fail_timeout", cfg["lb"]["fail_timeout"], "must be an nginx time like 10s")
     if not SIZE_RE.match(str(cfg["lb"]["zone_size"])):

@@ -67,7 +67,7 @@ def test_gateway_upstream_checked_by_nginx(synced, salt_cli, scratch):
     conf = (scratch / "gateway" / "nginx.conf").read_text()
     assert "server 127.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;  # node1" in conf
     assert "# node2" in conf and "# master" not in conf and "zone saltcluster_web" in conf
-    assert "keepalive 16;" in conf and "proxy_http_version 1.1;" in conf
+    assert "keepalive 16;" in conf and "proxy_http_version 1.1;" in conf and "proxy_read_timeout 5s;" in conf
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ BAD = [
     ({"lb": {"method": "roundrobin"}}, "lb:method", "'roundrobin'"),
     ({"lb": {"listen_port": 0}}, "lb:listen_port", "0"),
     ({"lb": {"keepalive": -1}}, "lb:keepalive", "-1"),
+    ({"lb": {"read_timeout": "soon"}}, "lb:read_timeout", "'soon'"),
     ({"lb": {"fail_timeout": "ten"}}, "lb:fail_timeout", "'ten'"),
     ({"lb": {"weights": {"node1": 0}}}, "lb:weights:node1", "0"),
     ({"lb": {"weights": {"no de": 1}}}, "lb:weights", "'no de'"),

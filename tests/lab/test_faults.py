@@ -27,6 +27,23 @@ def checksums(lab):
     return sums
 
 
+@pytest.fixture(scope="module", autouse=True)
+def settled(lab, highstated):
+    """Start from a quiet cluster: no Salt job running and the watched files
+    unchanged over 15 s.  (test_cluster reboots node1, and the leave and
+    join orchestrations that follow rewrite these files for a while.)"""
+    deadline = time.monotonic() + 600
+    last = None
+    while time.monotonic() < deadline:
+        rc, out, _ = sh(lab, "master", "salt-run --out=json jobs.active")
+        now = checksums(lab)
+        if out.strip() in ("{}", "") and now == last:
+            return
+        last = now
+        time.sleep(15)
+    pytest.fail("the cluster did not settle in 600 s")
+
+
 def salt_json(lab, *args, timeout=600):
     return lab.salt_json(list(args), timeout=timeout, check=False)
 

@@ -10,6 +10,7 @@ list, never through a shell.
 
 import logging
 import os
+import pwd
 import re
 import shlex
 import time
@@ -31,7 +32,39 @@ TIMED_OUT = "timed out"
 def __virtual__():
     if salt.utils.path.which("mpiexec") is None:
         return (False, "mpi: mpiexec not found; install MPICH (Debian: mpich)")
+    if salt.utils.path.which("setpriv") is None:
+        return (False, "mpi: setpriv not found; install util-linux")
     return __virtualname__
+
+
+def _as_user(cfg, cmd, **kwargs):
+    """Run ``cmd`` (an argument list) as the MPI user, without a shell.
+
+    Salt's ``runas=`` first starts ``su - USER -c python`` to capture the
+    user's login environment: in the lab's guests that cost more than the
+    whole MPI job.  ``setpriv`` drops to the user's uid, gid and groups and
+    execs the command (same pid, so a timeout kills mpiexec itself) with a
+    small fixed environment."""
+    user = cfg["user"]["name"]
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise CommandExecutionError(f"mpi: user {user!r} does not exist on this host (apply cluster.users)")
+    if entry.pw_uid == 0:
+        raise CommandExecutionError(f"mpi: user {user!r} has uid 0: jobs never run as root")
+    home = cfg["user"]["home"]
+    env = {
+        "HOME": home,
+        "USER": user,
+        "LOGNAME": user,
+        "SHELL": entry.pw_shell,
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+    }
+    wrapped = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--", *cmd]
+    return __salt__["cmd.run_all"](
+        wrapped, python_shell=False, clean_env=True, env=env, cwd=home, **kwargs
+    )
 
 
 def _settings():
@@ -221,9 +254,7 @@ def _kill_strays(cfg, path, hosts):
         else:
             cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", host,
                    "pkill", "-KILL", "-u", user, "-f", shlex.quote(pattern)]  # fmt: skip
-        res = __salt__["cmd.run_all"](
-            cmd, runas=user, python_shell=False, ignore_retcode=True, timeout=20, cwd=cfg["user"]["home"]
-        )
+        res = _as_user(cfg, cmd, ignore_retcode=True, timeout=20)
         killed[host] = res["retcode"] == 0
     # and anything left of mpiexec's own process tree on this host
     __salt__["cmd.run_all"](
@@ -282,17 +313,8 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
     np_used = int(cmd[cmd.index("-n") + 1])
     log.info("mpi.run as %s: %s", user, cmd)
     start = time.monotonic()
-    res = __salt__["cmd.run_all"](
-        cmd,
-        runas=user,
-        cwd=cfg["user"]["home"],
-        python_shell=False,
-        timeout=timeout,
-        ignore_retcode=True,
-        env={"HOME": cfg["user"]["home"]},
-        # mpiexec forwards stdin to rank 0: give it an empty one, not the minion's
-        stdin="",
-    )
+    # mpiexec forwards stdin to rank 0: give it an empty one, not the minion's
+    res = _as_user(cfg, cmd, timeout=timeout, ignore_retcode=True, stdin="")
     duration = time.monotonic() - start
     timed_out = duration >= timeout and TIMED_OUT in (res.get("stdout", "") + res.get("stderr", "")).lower()
     ret = {

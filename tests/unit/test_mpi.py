@@ -2,6 +2,7 @@
 
 import copy
 import os
+import pwd
 
 import mpi
 import pytest
@@ -42,6 +43,21 @@ def run_all(calls):
         return {"retcode": 0, "stdout": "pi is approximately 3.14", "stderr": "", "pid": 1}
 
     return fake
+
+
+@pytest.fixture(autouse=True)
+def mpi_user(monkeypatch):
+    """jobhandler as the host's passwd would give it (it need not exist here)."""
+    entry = pwd.struct_passwd(("jobhandler", "x", 100, 1100, "", "/home/jobhandler", "/bin/bash"))
+    accounts = {"jobhandler": entry, "root": pwd.struct_passwd(("root", "x", 0, 0, "", "/root", "/bin/sh"))}
+
+    def getpwnam(name):
+        if name not in accounts:
+            raise KeyError(name)
+        return accounts[name]
+
+    monkeypatch.setattr(mpi.pwd, "getpwnam", getpwnam)
+    return accounts
 
 
 @pytest.fixture
@@ -175,8 +191,12 @@ def test_empty_hostfile_refused(home):
 def test_run_as_mpi_user_without_shell(calls, home):
     ret = mpi.run("cpi", np=4)
     cmd, kwargs = calls[0]
-    assert kwargs["runas"] == "jobhandler"
+    # setpriv drops to the user's uid, gid and groups, then execs mpiexec
+    assert cmd[:5] == ["setpriv", "--reuid=100", "--regid=1100", "--init-groups", "--"]
+    assert cmd[5] == "/usr/bin/mpiexec"
     assert kwargs["python_shell"] is False
+    assert kwargs["clean_env"] is True
+    assert kwargs["env"]["HOME"] == str(home) and kwargs["env"]["USER"] == "jobhandler"
     assert kwargs["cwd"] == str(home)
     assert kwargs["timeout"] == 300
     assert kwargs["stdin"] == ""
@@ -188,6 +208,18 @@ def test_run_as_mpi_user_without_shell(calls, home):
 def test_run_never_as_root(cfg):
     cfg["user"]["name"] = "root"
     with pytest.raises(CommandExecutionError, match="never run as root"):
+        mpi.run("cpi")
+
+
+def test_run_refuses_an_mpi_user_with_uid_0(mpi_user):
+    mpi_user["jobhandler"] = mpi_user["root"]
+    with pytest.raises(CommandExecutionError, match="uid 0"):
+        mpi.run("cpi")
+
+
+def test_run_needs_the_mpi_user(mpi_user):
+    del mpi_user["jobhandler"]
+    with pytest.raises(CommandExecutionError, match="'jobhandler' does not exist"):
         mpi.run("cpi")
 
 
@@ -203,14 +235,14 @@ def test_run_timeout_kills_ranks_everywhere(calls, monkeypatch, home):
 
     def fake(cmd, **kwargs):
         calls.append((cmd, kwargs))
-        if cmd[0] == "/usr/bin/mpiexec":
+        if "/usr/bin/mpiexec" in cmd:
             return {"retcode": 1, "stdout": "", "stderr": "Timed out after 5 seconds"}
         return {"retcode": 0, "stdout": "", "stderr": ""}
 
     mpi.__salt__["cmd.run_all"] = fake
     ret = mpi.run("cpi", np=4, timeout=5)
     assert ret["timed_out"] is True and ret["retcode"] == 1
-    kill_cmds = [c for c, _ in calls[1:]]
+    kill_cmds = [c[c.index("--") + 1 :] if c[0] == "setpriv" else c for c, _ in calls[1:]]
     assert any(c[:2] == ["ssh", "-o"] and "node1" in c and "pkill" in c for c in kill_cmds)
     assert any("node2" in c for c in kill_cmds)
     assert ret["killed"] == {"node1": True, "node2": True}
@@ -243,9 +275,16 @@ def test_check_all_answer(calls):
     res = mpi.check()
     assert res["result"] is True and res["missing"] == []
     assert calls[0][calls[0].index("-ppn") + 1] == "1"
+    assert calls[0][0] == "setpriv"
 
 
 def test_virtual_needs_mpiexec(monkeypatch):
     monkeypatch.setattr(mpi.salt.utils.path, "which", lambda name: None)
     ok, why = mpi.__virtual__()
     assert ok is False and "mpiexec" in why
+
+
+def test_virtual_needs_setpriv(monkeypatch):
+    monkeypatch.setattr(mpi.salt.utils.path, "which", lambda name: None if name == "setpriv" else f"/usr/bin/{name}")
+    ok, why = mpi.__virtual__()
+    assert ok is False and "setpriv" in why

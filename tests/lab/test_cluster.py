@@ -64,9 +64,10 @@ def test_hosts_file_everywhere(lab, highstated):
 
 
 def _mpi_run(lab, *args):
-    """mpi.run through the salt CLI.  MPICH 4.0.2 over UCX hangs in
-    MPI_Finalize in a few percent of runs here (after the work is done);
-    mpi.run's timeout ends such a run, and it is tried once more."""
+    """mpi.run through the salt CLI.  MPICH 4.0.2 over UCX sometimes hangs
+    in MPI_Finalize here, after the work is done, when two ranks share a
+    one-vCPU guest (README, Known problem); mpi.run's timeout ends such a
+    run, and the lab's helper tries it again."""
     return lab.mpi_run(*args)
 
 

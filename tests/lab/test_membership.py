@@ -51,6 +51,14 @@ def lb_answers(lab, n):
     return names
 
 
+def mpi_one_rank_per_host(lab):
+    """hellow with one rank on every host of the hostfile (Hydra -ppn 1):
+    which hosts the next job uses, without two ranks sharing a one-vCPU
+    guest (the MPI_Finalize hang, README)."""
+    rc, out, _ = sh(lab, "master", "grep -vc '^#' /home/jobhandler/hosts")
+    return lab.mpi_run("hellow", f"np={int(out)}", "ppn=1")
+
+
 def strict_ssh(lab, node):
     return sh(lab, "master", f"su jobhandler -c 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes {node} hostname'")
 
@@ -74,7 +82,7 @@ def test_node3_joins_everywhere(lab, highstated):
 
 
 def test_node3_leaves_cleanly_under_load(lab, highstated):
-    load = SteadyLoad(lab, 45)
+    load = SteadyLoad(lab, 25)
     assert lab.cmd_leave(argparse.Namespace(names=["node3"], verb="leave")) == 0
     t0 = time.monotonic()
     t_done = wait_until(nowhere(lab, ["node3"]), MEMBERSHIP_TIMEOUT, "node3 gone from every membership file") - t0
@@ -83,7 +91,7 @@ def test_node3_leaves_cleanly_under_load(lab, highstated):
     assert sent > 20 and failed == [], (sent, failed, by_node)
     answers = lb_answers(lab, 6)
     assert None not in answers and set(answers) == {"node1", "node2"}
-    ret = lab.mpi_run("hellow", "np=4")
+    ret = mpi_one_rank_per_host(lab)
     assert ret["retcode"] == 0 and "node3" not in ret["stdout"] and ret["hosts"] == ["node1", "node2"]
 
 
@@ -103,7 +111,7 @@ def test_three_nodes_join_at_once(lab, highstated):
 
 
 def test_killed_node_dropped_under_load(lab, highstated):
-    load = SteadyLoad(lab, 60)
+    load = SteadyLoad(lab, 40)
     time.sleep(3)
     assert lab.cmd_leave(argparse.Namespace(names=["node4"], verb="kill")) == 0
     t0 = time.monotonic()
@@ -113,15 +121,15 @@ def test_killed_node_dropped_under_load(lab, highstated):
     assert sent > 20 and failed == [], (sent, failed, by_node)
     rc, out, _ = sh(lab, "master", "grep -v '^#' /home/jobhandler/hosts")
     assert out.split() == ["node1:2", "node2:2", "node3:2", "node5:2"]
-    ret = lab.mpi_run("hellow")  # every slot in the hostfile
-    assert ret["retcode"] == 0, ret
+    ret = mpi_one_rank_per_host(lab)
+    assert ret["retcode"] == 0 and ret["hosts"] == ["node1", "node2", "node3", "node5"], ret
     assert "node4" not in ret["stdout"] and "on node5" in ret["stdout"]
     # node4 is not coming back: the operator removes its key (a leave event too)
     sh(lab, "master", "salt-key -y -d node4")
 
 
 def test_remaining_joined_nodes_leave_under_load(lab, highstated):
-    load = SteadyLoad(lab, 45)
+    load = SteadyLoad(lab, 25)
     assert lab.cmd_leave(argparse.Namespace(names=["node3", "node5"], verb="leave")) == 0
     wait_until(nowhere(lab, ["node3", "node5"]), MEMBERSHIP_TIMEOUT, "node3 and node5 gone everywhere")
     sent, failed, by_node = load.result()
@@ -134,7 +142,11 @@ def test_join_completes_across_a_salt_master_restart(lab, highstated):
     import threading
 
     joined = []
-    joiner = threading.Thread(target=lambda: joined.append(lab.cmd_join(argparse.Namespace(names=["node6"]))))
+    # the joiner only boots node6: whether Salt answers is what this test
+    # watches itself, across the restart
+    joiner = threading.Thread(
+        target=lambda: joined.append(lab.cmd_join(argparse.Namespace(names=["node6"], wait_salt=False)))
+    )
     joiner.start()
     # as soon as the master has accepted node6's key, its start event and the
     # join orchestration follow within seconds: restart salt-master under them

@@ -337,6 +337,15 @@ def members(role=None, mine=None, cidr=None):
         if not mine and __opts__.get("file_client") == "local":
             # masterless: a cluster of this one host
             mine = {__opts__["id"]: host_info()}
+        elif not mine:
+            # every member publishes itself, this host included: no data at
+            # all means the master could not be asked, not an empty cluster.
+            # Failing the render keeps hosts, known_hosts, hostfile and
+            # upstream as they are instead of emptying them.
+            raise CommandExecutionError(
+                f"saltcluster: the mine returned no {MINE_ENTRY} data at all (master unreachable, or "
+                "mine.update never ran); keeping the running membership files"
+            )
     result = []
     for minion_id, info in sorted((mine or {}).items()):
         if not isinstance(info, dict):

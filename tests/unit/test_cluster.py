@@ -155,6 +155,15 @@ def test_members_masterless_uses_this_host():
     assert [(m["name"], m["addr"]) for m in members] == [("master", "10.5.5.10")]
 
 
+def test_members_refuses_an_empty_mine_on_a_minion():
+    """A master that cannot answer must not empty hosts, hostfile or upstream."""
+    cluster.__salt__["mine.get"] = lambda tgt, fun: {}
+    with pytest.raises(CommandExecutionError, match="no saltcluster_host data at all"):
+        cluster.members()
+    with pytest.raises(CommandExecutionError, match="keeping the running membership files"):
+        cluster.hosts_block()
+
+
 def test_hosts_block():
     assert cluster.hosts_block(mine=mine_for(["master", "node1"])) == "10.5.5.10 master\n10.5.5.9 node1"
 

@@ -7,6 +7,7 @@ without the token is refused."""
 
 import argparse
 import re
+import subprocess
 import time
 
 import pytest
@@ -20,7 +21,10 @@ def wait_until(check, timeout, what):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = check()
+        try:
+            last = check()
+        except subprocess.TimeoutExpired as exc:  # a guest too busy to answer ssh in time: ask again
+            last = f"no answer in time: {exc.cmd[-1]!r}"
         if last is True:
             return time.monotonic()
         time.sleep(3)
@@ -157,7 +161,9 @@ def test_join_completes_across_a_salt_master_restart(lab, highstated):
     rc, _, err = sh(lab, "master", "systemctl restart salt-master")
     assert rc == 0, err
     t0 = time.monotonic()
-    t_done = wait_until(everywhere(lab, ["node6"]), MEMBERSHIP_TIMEOUT, "node6 everywhere after the restart") - t0
+    # every minion reconnecting to the restarted master is busy for minutes in
+    # one-vCPU guests (this took 472 s in one run): a longer bound than a join
+    t_done = wait_until(everywhere(lab, ["node6"]), 900, "node6 everywhere after the restart") - t0
     joiner.join(300)
     assert joined == [0]
     print(f"\njoin node6 across a salt-master restart: everywhere {t_done:.1f} s after the restart")

@@ -12,9 +12,20 @@ ACCEPTED = "/etc/salt/pki/master/minions/"
 MARKER = "/etc/salt/saltcluster.bootstrapped"
 
 
-def render(name, data, files=()):
+HOSTS = """127.0.0.1 localhost
+10.5.5.100 node3-old-alias
+# BEGIN saltcluster members (managed by Salt, do not edit)
+10.5.5.10 master
+10.5.5.9 node1
+# END saltcluster members
+10.5.5.101 node4
+"""
+
+
+def render(name, data, files=(), hosts=HOSTS):
     salt_funcs = {
-        "file.file_exists": lambda path: path in files,
+        "file.file_exists": lambda path: path in files or (path == "/etc/hosts" and hosts is not None),
+        "file.read": lambda path: {"/etc/hosts": hosts}[path],
     }
     opts = salt.config.DEFAULT_MASTER_OPTS.copy()
     text = salt.utils.templates.render_jinja_tmpl(
@@ -32,6 +43,33 @@ def join_pillar(high):
 
 def test_accepted_minion_start_orchestrates_its_join():
     high = render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER})
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
+
+
+@pytest.mark.parametrize("minion", ["node3", "node4"])  # node4: listed, but outside the members block
+def test_reconnect_of_a_non_member_orchestrates_its_join(minion):
+    """A join cut short by a salt-master restart: the minion's reconnect
+    (a start event without grains) finishes it."""
+    high = render("join.sls", {"id": minion}, files={ACCEPTED + minion, MARKER})
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": minion})
+
+
+def test_reconnect_of_a_member_does_nothing():
+    """Every minion fires start again when a restarted salt-master comes
+    back: members are not joined all over again."""
+    assert render("join.sls", {"id": "node1"}, files={ACCEPTED + "node1", MARKER}) == {}
+
+
+def test_real_start_of_a_member_orchestrates_its_join():
+    """A member that really restarted (start_event_grains sends its roles)
+    may come back with a fresh disk: it gets its highstate again."""
+    data = {"id": "node1", "grains": {"roles": ["compute"]}}
+    high = render("join.sls", data, files={ACCEPTED + "node1", MARKER})
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node1"})
+
+
+def test_start_without_a_hosts_file_orchestrates_the_join():
+    high = render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER}, hosts=None)
     assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
 
 
@@ -73,36 +111,3 @@ def test_deleted_key_orchestrates_a_leave():
 )
 def test_key_and_presence_events_that_do_nothing(data):
     assert render("leave.sls", data) == {}
-
-
-def render_rejoin(data, master_age="30", hosts_has=(), files=()):
-    salt_funcs = {
-        "file.file_exists": lambda path: path in files or path == "/var/run/salt-master.pid",
-        "file.read": lambda path: "4242\n",
-        "file.search": lambda path, pattern: any(pattern == "\\s" + h + "$" for h in hosts_has),
-        "cmd.run": lambda cmd, python_shell=False: f"  {master_age}\n" if cmd == "ps -o etimes= -p 4242" else "",
-    }
-    text = salt.utils.templates.render_jinja_tmpl(
-        (REPO / "salt/reactor/rejoin.sls").read_text(),
-        {"data": data, "tag": "test", "salt": salt_funcs, "opts": salt.config.DEFAULT_MASTER_OPTS.copy(),
-         "saltenv": "base", "sls": "reactor"},
-    )  # fmt: skip
-    return salt.utils.yaml.safe_load(text) or {}
-
-
-def test_master_restart_finishes_an_unfinished_join():
-    files = {ACCEPTED + "node3", ACCEPTED + "node1", MARKER}
-    high = render_rejoin({"new": ["node1", "node3"], "lost": []}, hosts_has=["node1"], files=files)
-    assert [join_pillar({k: v}) for k, v in high.items()] == [("orch.join", {"saltcluster_join": "node3"})]
-
-
-@pytest.mark.parametrize(
-    "age, files",
-    [
-        ("500", {ACCEPTED + "node3", MARKER}),  # a master up for long: ordinary joins use the start event
-        ("30", {MARKER}),  # no accepted key
-        ("30", {ACCEPTED + "node3"}),  # still bootstrapping
-    ],
-)
-def test_presence_new_that_does_nothing(age, files):
-    assert render_rejoin({"new": ["node3"], "lost": []}, master_age=age, files=files) == {}

@@ -68,7 +68,9 @@ def _as_user(cfg, cmd, **kwargs):
 
 
 def _settings():
-    return __salt__["cluster.settings"]()
+    # the defaults this host's last state run used: a job pays no
+    # fileserver round trip for them
+    return __salt__["cluster.settings"](cached=True)
 
 
 def _as_list(value, what):

@@ -20,6 +20,7 @@ def configure_loader_modules(defaults_text, pillar):
         cluster: {
             "__salt__": {
                 "cp.get_file_str": lambda url: defaults_text,
+                "cp.is_cached": lambda url: "",
                 "pillar.get": lambda key, default=None, unmask=False: pillar or default,
                 "mine.get": lambda tgt, fun: copy.deepcopy(MINE),
                 "network.ip_addrs": lambda include_loopback=False: ["10.5.5.10", "127.0.0.1"],
@@ -120,6 +121,47 @@ def test_defaults_read_once_per_context():
     cluster.settings()
     cluster.settings()
     assert calls == [cluster.DEFAULTS_URL]
+
+
+def _count_fetches():
+    calls = []
+    orig = cluster.__salt__["cp.get_file_str"]
+    cluster.__salt__["cp.get_file_str"] = lambda url: calls.append(url) or orig(url)
+    return calls
+
+
+def test_cached_defaults_read_from_the_file_cache_without_a_fetch(tmp_path, defaults_text):
+    copy_path = tmp_path / "defaults.yaml"
+    copy_path.write_text(defaults_text.replace("timeout: 300", "timeout: 77"))
+    cluster.__salt__["cp.is_cached"] = lambda url: str(copy_path) if url == cluster.DEFAULTS_URL else ""
+    fetches = _count_fetches()
+    assert cluster.settings(cached=True)["mpi"]["timeout"] == 77
+    assert fetches == []
+
+
+def test_cached_defaults_fetch_when_nothing_is_cached():
+    fetches = _count_fetches()
+    assert cluster.settings(cached=True)["mpi"]["timeout"] == 300
+    assert fetches == [cluster.DEFAULTS_URL]
+
+
+@pytest.mark.parametrize("content", ["saltcluster: [unclosed", "just a string", "other: {}\n"])
+def test_cached_defaults_unusable_copy_falls_back_to_a_fetch(tmp_path, content):
+    copy_path = tmp_path / "defaults.yaml"
+    copy_path.write_text(content)
+    cluster.__salt__["cp.is_cached"] = lambda url: str(copy_path)
+    fetches = _count_fetches()
+    assert cluster.settings(cached=True)["mpi"]["timeout"] == 300
+    assert fetches == [cluster.DEFAULTS_URL]
+
+
+def test_states_fetch_even_with_a_cached_copy(tmp_path, defaults_text):
+    copy_path = tmp_path / "defaults.yaml"
+    copy_path.write_text(defaults_text.replace("timeout: 300", "timeout: 77"))
+    cluster.__salt__["cp.is_cached"] = lambda url: str(copy_path)
+    fetches = _count_fetches()
+    assert cluster.settings()["mpi"]["timeout"] == 300
+    assert fetches == [cluster.DEFAULTS_URL]
 
 
 def test_defaults_missing_tree_is_a_clear_error():

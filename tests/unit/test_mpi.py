@@ -62,9 +62,14 @@ def mpi_user(monkeypatch):
 
 @pytest.fixture
 def configure_loader_modules(cfg, run_all):
+    def settings(cached=False):
+        # mpi must ask for the cached defaults: a job pays no fileserver trip
+        assert cached is True, "mpi read settings with a fileserver fetch"
+        return copy.deepcopy(cfg)
+
     return {
         mpi: {
-            "__salt__": {"cluster.settings": lambda: copy.deepcopy(cfg), "cmd.run_all": run_all},
+            "__salt__": {"cluster.settings": settings, "cmd.run_all": run_all},
             "__grains__": {"id": "master", "host": "master"},
             "__context__": {},
         }

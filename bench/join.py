@@ -7,8 +7,9 @@ base host's /etc/hosts, the master's hostfile and known_hosts, and the
 gateway's upstream; then `saltlab leave nodeX`, timed until it is gone from
 all of them.  Then BURST nodes join at once and leave at once.  The floor,
 measured in the same run, is a trivial `salt '*' state.single` from the
-master.  Where a join's time goes comes from the guests' logs (same clock:
-UML guests read the host's time) and the orchestration's own step durations.
+master.  Where a join's time goes comes from the new minion's log and the
+master's event bus, recorded during each join (same clock: UML guests read
+the host's time): start event, key, the orchestration and each job it ran.
 Prints medians and writes bench/results-join.md.
 
     sudo $(scripts/bootstrap | tail -1)/bin/python bench/join.py [--runs N] [--burst N]
@@ -56,24 +57,68 @@ def _log_time(node, path, pattern, first=True):
     return stamp.timestamp()
 
 
-def orchestration_steps(name):
-    """The last orch.join for NAME, from the master's job cache: seconds per step."""
-    res = saltlab.ssh("master", "salt-run --out=json jobs.list_jobs search_function=runner.state.orchestrate", timeout=120)
-    try:
-        jobs = json.loads(res.stdout or "{}")
-    except json.JSONDecodeError:
-        return {}
-    for jid in sorted(jobs, reverse=True):
-        ret = json.loads(saltlab.ssh("master", f"salt-run --out=json jobs.lookup_jid {jid}", timeout=120).stdout or "{}")
-        data = ret.get("data", ret)
-        states = next(iter(data.values()), {}) if isinstance(data, dict) else {}
-        if not isinstance(states, dict) or not any("saltcluster-orch-join" in k for k in states):
+EVENTS = "/tmp/bench-events.log"
+STOP_RECORDER = f"[ -f {EVENTS}.pid ] && kill $(cat {EVENTS}.pid) 2>/dev/null; rm -f {EVENTS}.pid"
+
+
+def events_start():
+    """Record the master's event bus (`salt-run state.event`) to EVENTS, and
+    return once the recorder is seen to receive (a marker event it logs)."""
+    saltlab.ssh("master", f"{STOP_RECORDER}; nohup salt-run state.event pretty=False > {EVENTS} 2>&1 < /dev/null & "
+                f"echo $! > {EVENTS}.pid", timeout=60)  # fmt: skip
+    for _ in range(20):
+        saltlab.ssh("master", "salt-run event.send bench/recorder/ready", timeout=120)
+        if saltlab.ssh("master", f"grep -c '^bench/recorder/ready' {EVENTS}", timeout=30).stdout.strip() not in ("", "0"):
+            return
+    raise SystemExit("the master's event recorder never received an event")
+
+
+def events_stop():
+    """The recorded events as (unix time, tag, data), and the recorder ended."""
+    out = saltlab.ssh("master", f"{STOP_RECORDER}; cat {EVENTS}", timeout=60).stdout
+    events = []
+    for line in out.splitlines():
+        tag, _, raw = line.partition("\t")
+        try:
+            data = json.loads(raw)
+            stamp = datetime.datetime.fromisoformat(data["_stamp"]).replace(tzinfo=datetime.timezone.utc)
+        except (ValueError, KeyError, TypeError):
             continue
-        if name not in json.dumps(states):
-            continue
-        return {st.get("__id__", k).replace("saltcluster-orch-join-", ""): st.get("duration", 0) / 1000
-                for k, st in states.items() if isinstance(st, dict)}  # fmt: skip
-    return {}
+        events.append((stamp.timestamp(), tag, data))
+    return events
+
+
+def join_timeline(name, events, t0):
+    """Where a join of NAME went, from the master's events: seconds from the
+    join command (T0) to its start event and key, the orchestration's start
+    and end, and each job the orchestration published (its own duration)."""
+    marks, jobs, orch = {}, {}, None
+    for stamp, tag, data in events:
+        if tag == f"salt/minion/{name}/start" and "start event" not in marks:
+            marks["start event"] = stamp
+        elif tag == "salt/key" and data.get("id") == name and data.get("act") == "accept":
+            marks.setdefault("key accepted", stamp)
+        elif tag.startswith("salt/run/") and tag.endswith("/new") and data.get("fun") == "runner.state.orchestrate":
+            if name in json.dumps(data.get("fun_args", [])) and orch is None:
+                orch = {"jid": data.get("jid"), "start": stamp}
+        elif orch and tag == f"salt/run/{orch['jid']}/ret" and "end" not in orch:
+            orch["end"] = stamp
+        elif (tag.startswith("salt/job/") and tag.endswith("/new") and orch and "end" not in orch
+              and data.get("fun") not in ("test.ping", "saltutil.find_job")):  # the lab's waits, orch's polls
+            arg = " ".join(str(a) for a in data.get("arg", []) if not isinstance(a, dict))
+            jobs[data["jid"]] = {"what": f"{data.get('fun')} {arg} on {data.get('tgt')}".replace("  ", " "),
+                                 "start": stamp, "end": stamp}  # fmt: skip
+        elif tag.startswith("salt/job/") and "/ret/" in tag:
+            jid = tag.split("/")[2]
+            if jid in jobs:
+                jobs[jid]["end"] = max(jobs[jid]["end"], stamp)
+    parts = [f"{what} {stamp - t0:.1f} s" for what, stamp in sorted(marks.items(), key=lambda kv: kv[1])]
+    if orch:
+        parts.append(f"orchestration starts {orch['start'] - t0:.1f} s")
+        parts += [f"[{j['what']}: {j['end'] - j['start']:.1f} s]" for j in jobs.values()]
+        if "end" in orch:
+            parts.append(f"orchestration ends {orch['end'] - t0:.1f} s")
+    return parts
 
 
 def main():
@@ -87,14 +132,15 @@ def main():
     for i in range(args.runs):
         name = f"node{90 + i}"
         floors.append(floor())
+        events_start()
         t0 = time.time()
         saltlab.cmd_join(argparse.Namespace(names=[name]))
         ups.append(time.time() - t0)
         joins.append(until(everywhere([name])) - t0)
         minion_start = _log_time(name, "/var/log/salt/minion", "Setting up the Salt Minion|Starting up the Salt Minion")
-        authed = _log_time(name, "/var/log/salt/minion", "Minion is ready|Authentication accepted|Connecting to master")
-        steps = orchestration_steps(name)
-        phases.append((minion_start and minion_start - t0, authed and minion_start and authed - minion_start, steps))
+        timeline = join_timeline(name, events_stop(), t0)
+        phases.append([f"salt-minion starts {minion_start - t0:.1f} s"] * bool(minion_start) + timeline
+                      + [f"visible everywhere {joins[-1]:.1f} s"])  # fmt: skip
         t1 = time.time()
         saltlab.cmd_leave(argparse.Namespace(names=[name], verb="leave"))
         stopped = time.time()
@@ -122,14 +168,8 @@ def main():
         table.add(f"burst: {args.burst} nodes leave at once, stopped to all gone", [burst_leave],
                   ratio=f"{burst_leave / f:.1f}x floor")  # fmt: skip
 
-    for boot_to_minion, minion_to_auth, steps in phases:
-        parts = []
-        if boot_to_minion:
-            parts.append(f"host boot to salt-minion start {boot_to_minion:.1f} s")
-        if minion_to_auth:
-            parts.append(f"minion start to key accepted {minion_to_auth:.1f} s")
-        parts += [f"{step} {secs:.1f} s" for step, secs in steps.items()]
-        notes.append("join time by phase: " + ", ".join(parts))
+    for parts in phases:
+        notes.append("join timeline (seconds after the join command; [job: its own duration]): " + ", ".join(parts))
     text = table.markdown() + "\n\n" + "\n".join(f"- {n}" for n in notes)
     print("\n" + text)
     (REPO / "bench/results-join.md").write_text("# bench/join.py\n\n" + text + "\n")

@@ -4,6 +4,8 @@ taken in the same run (these machines are noisy).
 
 - lab up from the built image and the first (whole-lab) highstate, from a
   fresh lab (`--fresh N` times; each powers the lab off and boots it again);
+- why Salt is slow in the guests: the cost of a page fault, of a system
+  call and of `import salt.minion` on node1 against the host, same run;
 - idempotent re-apply: 0 changes, wall time against a trivial `state.single`
   on all hosts (target <= 3x), and where the time goes (Salt's own per-state
   durations);
@@ -13,7 +15,8 @@ taken in the same run (these machines are noisy).
   line, and Salt's own round trip `salt master test.ping` (target: mpi.run
   adds no more than the round trip + 0.5 s);
 - wrk from the outside client through the gateway against straight to
-  node1 (target p50 ratio <= 1.3x), and the share of requests per backend
+  node1 (target p50 ratio <= 1.3x), the same at one connection (no
+  queueing: what the extra hop itself costs), and the share of requests per backend
   from the gateway's access log (target: within 1 % of even).
 
 Times are taken by the guests' own clocks around the command.  Writes
@@ -25,7 +28,9 @@ bench/results-lab.md.  Needs a built lab; boots it if it is down.
 import argparse
 import json
 import re
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 
@@ -41,6 +46,17 @@ while [ -e /tmp/bench.sampling ]; do
   echo $s >> $out; sleep 0.2
 done
 """
+
+# seconds and minor page faults of one allocation-heavy line of Python
+ALLOC = (
+    "import resource, time\n"
+    "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; t = time.perf_counter()\n"
+    "x = [object() for _ in range(10**6)]\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)"
+)
+SYSCALL = "import os, time; t = time.perf_counter(); [os.getppid() for _ in range(20000)]; print((time.perf_counter() - t) / 20000 * 1e6)"
+IMPORT = "import time; t = time.perf_counter(); import salt.minion; print(time.perf_counter() - t)"
+GUEST_PYTHON = "/opt/salt/bin/python3"
 
 SUMMARY = r"""
 import json, collections, sys
@@ -100,8 +116,9 @@ def mpi_round(command):
     return ping, run_s, bare
 
 
-def wrk(url, seconds=8):
-    res = saltlab.ssh("client", f"wrk -t2 -c8 -d{seconds}s --latency {url}", timeout=seconds + 60)
+def wrk(url, seconds=8, connections=8):
+    threads = min(2, connections)
+    res = saltlab.ssh("client", f"wrk -t{threads} -c{connections} -d{seconds}s --latency {url}", timeout=seconds + 60)
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", res.stdout, re.M)
     reqs = re.search(r"(\d+) requests in", res.stdout)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", res.stdout)
@@ -162,6 +179,28 @@ def main():
                        ("image_build_s", "host image build (recorded when built)")):  # fmt: skip
         if key in figures:
             table.add(label, [figures[key]])
+
+    # -- why Salt is slow in the guests: page faults and imports, guest against host
+    guest_alloc, host_alloc, guest_import, host_import, guest_sys, host_sys = [], [], [], [], [], []
+    for _ in range(args.runs):
+        for probe, guest, host in ((ALLOC, guest_alloc, host_alloc), (IMPORT, guest_import, host_import),
+                                   (SYSCALL, guest_sys, host_sys)):  # fmt: skip
+            out = saltlab.ssh("node1", f"{GUEST_PYTHON} -c {shlex.quote(probe)}", timeout=300).stdout.split()
+            guest.append([float(v) for v in out])
+            host.append([float(v) for v in subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                                          text=True, check=True).stdout.split()])  # fmt: skip
+    per_fault = [1e6 * secs / faults for secs, faults in guest_alloc]
+    host_per_fault = [1e6 * secs / faults for secs, faults in host_alloc]
+    table.add("Python allocating 1M objects on node1 (guest)", [g[0] for g in guest_alloc],
+              ratio=f"{statistics.median(g[0] for g in guest_alloc) / statistics.median(h[0] for h in host_alloc):.0f}x host")  # fmt: skip
+    table.add("cost of one page fault in a guest (that allocation / its minor faults)", per_fault, unit="us",
+              ratio=f"{statistics.median(per_fault) / statistics.median(host_per_fault):.0f}x host "
+                    f"({statistics.median(host_per_fault):.2f} us)")  # fmt: skip
+    table.add("cost of one system call (getppid) in a guest", [g[0] for g in guest_sys], unit="us",
+              ratio=f"{statistics.median(g[0] for g in guest_sys) / statistics.median(h[0] for h in host_sys):.0f}x host "
+                    f"({statistics.median(h[0] for h in host_sys):.2f} us)")  # fmt: skip
+    table.add("import salt.minion on node1 (guest)", [g[0] for g in guest_import],
+              ratio=f"{statistics.median(g[0] for g in guest_import) / statistics.median(h[0] for h in host_import):.0f}x host")  # fmt: skip
 
     # -- idempotent re-apply against a trivial state on all hosts
     floors, reapplies, changes, peaks = [], [], [], {"master": [], "node1": []}
@@ -225,6 +264,14 @@ def main():
     table.add("wrk p50 latency straight to node1 (from the client)", direct, unit="ms")
     table.add("wrk p50 latency through the gateway (from the client)", via, unit="ms", ratio=f"{ratio:.2f}x direct",
               target=f"<= 1.3x: {verdict(ratio <= 1.3)}")  # fmt: skip
+    # one connection: no queueing, what the extra hop itself costs
+    via1, direct1 = [], []
+    for _ in range(args.runs):
+        via1.append(wrk("http://10.0.2.5/whoami", seconds=5, connections=1)[0])
+        direct1.append(wrk("http://10.5.5.9/whoami", seconds=5, connections=1)[0])
+    table.add("wrk p50 latency, one connection, straight to node1", direct1, unit="ms")
+    table.add("wrk p50 latency, one connection, through the gateway", via1, unit="ms",
+              ratio=f"{statistics.median(via1) / statistics.median(direct1):.2f}x direct")  # fmt: skip
     worst = max(shares_all)
     table.add("round robin: largest deviation of a backend's share from even", [100 * s for s in shares_all],
               unit="%", target=f"<= 1 %: {verdict(worst <= 0.01)}")  # fmt: skip

@@ -271,8 +271,9 @@ def main():
         via1.append(wrk("http://10.0.2.5/whoami", seconds=5, connections=1)[0])
         direct1.append(wrk("http://10.5.5.9/whoami", seconds=5, connections=1)[0])
     table.add("wrk p50 latency, one connection, straight to node1", direct1, unit="ms")
+    ratio1 = statistics.median(via1) / statistics.median(direct1)
     table.add("wrk p50 latency, one connection, through the gateway", via1, unit="ms",
-              ratio=f"{statistics.median(via1) / statistics.median(direct1):.2f}x direct")  # fmt: skip
+              ratio=f"{ratio1:.2f}x direct", target=f"<= 1.3x: {verdict(ratio1 <= 1.3)}")  # fmt: skip
     worst = max(shares_all)
     table.add("round robin: largest deviation of a backend's share from even", [100 * s for s in shares_all],
               unit="%", target=f"<= 1 %: {verdict(worst <= 0.01)}")  # fmt: skip

@@ -9,7 +9,7 @@ all of them.  Then BURST nodes join at once and leave at once.  The floor,
 measured in the same run, is a trivial `salt '*' state.single` from the
 master.  Where a join's time goes comes from the new minion's log and the
 master's event bus, recorded during each join (same clock: UML guests read
-the host's time): start event, key, the orchestration and each job it ran.
+the host's time): first auth, start event, the orchestration and each job it ran.
 Prints medians and writes bench/results-join.md.
 
     sudo $(scripts/bootstrap | tail -1)/bin/python bench/join.py [--runs N] [--burst N]
@@ -90,14 +90,15 @@ def events_stop():
 
 def join_timeline(name, events, t0):
     """Where a join of NAME went, from the master's events: seconds from the
-    join command (T0) to its start event and key, the orchestration's start
-    and end, and each job the orchestration published (its own duration)."""
+    join command (T0) to its first accepted auth, its start event, the
+    orchestration's start and end, and each job the orchestration published
+    (its own duration)."""
     marks, jobs, orch = {}, {}, None
     for stamp, tag, data in events:
         if tag == f"salt/minion/{name}/start" and "start event" not in marks:
             marks["start event"] = stamp
-        elif tag == "salt/key" and data.get("id") == name and data.get("act") == "accept":
-            marks.setdefault("key accepted", stamp)
+        elif tag == "salt/auth" and data.get("id") == name and data.get("act") == "accept":
+            marks.setdefault("first auth accepted", stamp)  # its key autosigned by the join token
         elif tag.startswith("salt/run/") and tag.endswith("/new") and data.get("fun") == "runner.state.orchestrate":
             if name in json.dumps(data.get("fun_args", [])) and orch is None:
                 orch = {"jid": data.get("jid"), "start": stamp}

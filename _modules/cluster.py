@@ -236,16 +236,17 @@ def _is_network(value):
 
 
 def _cached_defaults():
-    """The text of the defaults file as this minion's file cache holds it
-    (written by the last fetch, i.e. the last state run), or None."""
+    """The ``saltcluster`` mapping of the defaults file as this minion's file
+    cache holds it (written by the last fetch, i.e. the last state run), or
+    None when there is no usable copy."""
     path = __salt__["cp.is_cached"](DEFAULTS_URL)
     if not path:
         return None
     try:
         with salt.utils.files.fopen(path) as fh:
-            text = fh.read()
-        if isinstance(salt.utils.yaml.safe_load(text).get("saltcluster"), dict):
-            return text
+            found = salt.utils.yaml.safe_load(fh).get("saltcluster")
+        if isinstance(found, dict):
+            return found
     except (OSError, AttributeError, salt.utils.yaml.YAMLError) as exc:
         log.warning("cluster: cached %s unusable (%s): fetching it", DEFAULTS_URL, exc)
     return None
@@ -271,12 +272,13 @@ def defaults(cached=False):
         salt '*' cluster.defaults cached=True
     """
     if "saltcluster.defaults" not in __context__:
-        text = _cached_defaults() if cached else None
-        if text is None:
+        found = _cached_defaults() if cached else None
+        if found is None:
             text = __salt__["cp.get_file_str"](DEFAULTS_URL)
-        if not text:
-            raise CommandExecutionError(f"cannot read {DEFAULTS_URL}: is the saltcluster tree served?")
-        __context__["saltcluster.defaults"] = salt.utils.yaml.safe_load(text)["saltcluster"]
+            if not text:
+                raise CommandExecutionError(f"cannot read {DEFAULTS_URL}: is the saltcluster tree served?")
+            found = salt.utils.yaml.safe_load(text)["saltcluster"]
+        __context__["saltcluster.defaults"] = found
     return copy.deepcopy(__context__["saltcluster.defaults"])
 
 

@@ -54,7 +54,11 @@ ALLOC = (
     "x = [object() for _ in range(10**6)]\n"
     "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)"
 )
-SYSCALL = "import os, time; t = time.perf_counter(); [os.getppid() for _ in range(20000)]; print((time.perf_counter() - t) / 20000 * 1e6)"
+# microseconds per system call
+SYSCALL = (
+    "import os, time; t = time.perf_counter(); [os.getppid() for _ in range(20000)]; "
+    "print((time.perf_counter() - t) / 20000 * 1e6)"
+)
 IMPORT = "import time; t = time.perf_counter(); import salt.minion; print(time.perf_counter() - t)"
 GUEST_PYTHON = "/opt/salt/bin/python3"
 
@@ -180,28 +184,35 @@ def main():
         if key in figures:
             table.add(label, [figures[key]])
 
-    # -- why Salt is slow in the guests: page faults and imports, guest against host
-    guest_alloc, host_alloc, guest_import, host_import, guest_sys, host_sys = [], [], [], [], [], []
+    # -- why Salt is slow in the guests: page faults, system calls and imports, guest against host
+    probes = {"alloc": ALLOC, "syscall": SYSCALL, "import": IMPORT}
+    guest, host = {key: [] for key in probes}, {key: [] for key in probes}
     for _ in range(args.runs):
-        for probe, guest, host in ((ALLOC, guest_alloc, host_alloc), (IMPORT, guest_import, host_import),
-                                   (SYSCALL, guest_sys, host_sys)):  # fmt: skip
-            out = saltlab.ssh("node1", f"{GUEST_PYTHON} -c {shlex.quote(probe)}", timeout=300).stdout.split()
-            guest.append([float(v) for v in out])
-            host.append([float(v) for v in subprocess.run([sys.executable, "-c", probe], capture_output=True,
-                                                          text=True, check=True).stdout.split()])  # fmt: skip
-    per_fault = [1e6 * secs / faults for secs, faults in guest_alloc]
-    host_per_fault = [1e6 * secs / faults for secs, faults in host_alloc]
-    table.add("Python allocating 1M objects on node1 (guest)", [g[0] for g in guest_alloc],
-              ratio=f"{statistics.median(g[0] for g in guest_alloc) / statistics.median(h[0] for h in host_alloc):.0f}x host")  # fmt: skip
+        for key, probe in probes.items():
+            out = saltlab.ssh("node1", f"{GUEST_PYTHON} -c {shlex.quote(probe)}", timeout=300).stdout
+            guest[key].append([float(v) for v in out.split()])
+            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+            host[key].append([float(v) for v in out.split()])
+
+    def first(rows):
+        return [row[0] for row in rows]
+
+    def per_fault(rows):  # the alloc probe prints seconds and minor faults
+        return [1e6 * secs / faults for secs, faults in rows]
+
+    def vs_host(g, h, unit=None):
+        text = f"{statistics.median(g) / statistics.median(h):.0f}x host"
+        return f"{text} ({statistics.median(h):.2f} {unit})" if unit else text
+
+    table.add("Python allocating 1M objects on node1 (guest)", first(guest["alloc"]),
+              ratio=vs_host(first(guest["alloc"]), first(host["alloc"])))  # fmt: skip
     # in a guest the faults are most of that time; on the host the objects are
-    table.add("that allocation's time per minor page fault, guest", per_fault, unit="us",
-              ratio=f"{statistics.median(per_fault) / statistics.median(host_per_fault):.0f}x host "
-                    f"({statistics.median(host_per_fault):.2f} us)")  # fmt: skip
-    table.add("cost of one system call (getppid) in a guest", [g[0] for g in guest_sys], unit="us",
-              ratio=f"{statistics.median(g[0] for g in guest_sys) / statistics.median(h[0] for h in host_sys):.0f}x host "
-                    f"({statistics.median(h[0] for h in host_sys):.2f} us)")  # fmt: skip
-    table.add("import salt.minion on node1 (guest)", [g[0] for g in guest_import],
-              ratio=f"{statistics.median(g[0] for g in guest_import) / statistics.median(h[0] for h in host_import):.0f}x host")  # fmt: skip
+    table.add("that allocation's time per minor page fault, guest", per_fault(guest["alloc"]), unit="us",
+              ratio=vs_host(per_fault(guest["alloc"]), per_fault(host["alloc"]), "us"))  # fmt: skip
+    table.add("cost of one system call (getppid) in a guest", first(guest["syscall"]), unit="us",
+              ratio=vs_host(first(guest["syscall"]), first(host["syscall"]), "us"))  # fmt: skip
+    table.add("import salt.minion on node1 (guest)", first(guest["import"]),
+              ratio=vs_host(first(guest["import"]), first(host["import"])))  # fmt: skip
 
     # -- idempotent re-apply against a trivial state on all hosts
     floors, reapplies, changes, peaks = [], [], [], {"master": [], "node1": []}

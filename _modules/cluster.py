@@ -31,6 +31,11 @@ DEFAULTS_URL = "salt://cluster/parameters/defaults.yaml"
 MINE_ENTRY = "saltcluster_host"
 ROLES = ("master", "compute", "gateway")
 LB_METHODS = ("round_robin", "least_conn", "ip_hash", "random")
+# Where MPICH comes from: Debian's packages, or PyPI's `mpich` wheel in a venv
+# at mpi:pypi:prefix (Debian 12's MPICH 4.0.2 hangs in MPI_Finalize).  A
+# release that mpi:release_providers does not name gets FALLBACK_PROVIDER.
+MPI_PROVIDERS = ("debian", "pypi")
+FALLBACK_PROVIDER = "debian"
 NFS_OPTIONS = {
     "rw", "ro", "sync", "async", "subtree_check", "no_subtree_check",
     "root_squash", "no_root_squash", "all_squash", "no_all_squash",
@@ -46,6 +51,8 @@ DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 TEMPLATE_RE = re.compile(r"^(salt://[^\s]+|file:///[^\s]+)$")
 DURATION_RE = re.compile(r"^\d+(ms|s|m|h)?$")
 SIZE_RE = re.compile(r"^\d+[kKmM]?$")
+# a path that goes into shell profiles and rpaths as it is
+PLAIN_PATH_RE = re.compile(r"^/[A-Za-z0-9_.+/-]*$")
 
 
 def __virtual__():
@@ -60,9 +67,16 @@ def _bad(key, value, why):
     raise _Invalid(f"saltcluster:{key}: {value!r} is invalid: {why}")
 
 
+def _get(cfg, key):
+    """The value at ``key`` (``section:name``, or deeper)."""
+    value = cfg
+    for part in key.split(":"):
+        value = value[part]
+    return value
+
+
 def _int(cfg, key, lo, hi, allow_none=False):
-    section, name = key.split(":")
-    value = cfg[section][name]
+    value = _get(cfg, key)
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int):
@@ -72,15 +86,13 @@ def _int(cfg, key, lo, hi, allow_none=False):
 
 
 def _abs_path(cfg, key):
-    section, name = key.split(":")
-    value = cfg[section][name]
+    value = _get(cfg, key)
     if not isinstance(value, str) or not os.path.isabs(value) or ".." in value.split("/"):
         _bad(key, value, "must be an absolute path without '..'")
 
 
 def _str_list(cfg, key):
-    section, name = key.split(":")
-    value = cfg[section][name]
+    value = _get(cfg, key)
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         _bad(key, value, "must be a list of non-empty strings")
 
@@ -97,8 +109,23 @@ def _network(key, value):
         _bad(key, value, f"is not a network in cidr form ({exc})")
 
 
-def _derive(cfg):
-    """Fill the paths that default to places under the user's home."""
+def release_provider(mpi, grains):
+    """The MPI provider ``mpi:release_providers`` names for a host's Debian
+    release: looked up by codename (grain ``oscodename``), then by major
+    release (``osmajorrelease``); a release it does not name (trixie, newer
+    ones, or no such grains) gets ``debian``."""
+    table = {str(k): v for k, v in (mpi.get("release_providers") or {}).items()}
+    for grain in ("oscodename", "osmajorrelease"):
+        value = grains.get(grain)
+        if value not in (None, "") and str(value) in table:
+            return table[str(value)]
+    return FALLBACK_PROVIDER
+
+
+def _derive(cfg, grains):
+    """Fill the paths that default to places under the user's home, and the
+    MPI provider's values (provider, packages, mpiexec, mpicc, the directories
+    its programs need on PATH and LD_LIBRARY_PATH) that pillar left null."""
     home = cfg["user"]["home"]
     if cfg["nfs"]["export_path"] is None:
         cfg["nfs"]["export_path"] = home
@@ -107,14 +134,73 @@ def _derive(cfg):
             cfg["mpi"][name] = f"{home}/{leaf}"
     if not cfg["nfs"]["clients"]:
         cfg["nfs"]["clients"] = [cfg["network"]["cidr"]]
+    mpi = cfg["mpi"]
+    if mpi["provider"] is None:
+        mpi["provider"] = release_provider(mpi, grains)
+    if mpi["provider"] == "pypi":
+        prefix = mpi["pypi"]["prefix"]
+        found = {
+            "packages": mpi["pypi"]["packages"],
+            "mpiexec": f"{prefix}/bin/mpiexec",
+            "mpicc": f"{prefix}/bin/mpicc",
+        }
+        # Hydra, mpicc and the ranks come from the prefix; Debian-built
+        # programs find libmpich.so.12 (a link to libmpi.so.12) there
+        mpi["path_dirs"], mpi["library_dirs"] = [f"{prefix}/bin"], [f"{prefix}/lib"]
+    else:
+        found = {key: mpi["debian"][key] for key in ("packages", "mpiexec", "mpicc")}
+        mpi["path_dirs"], mpi["library_dirs"] = [], []
+    # an explicit pillar value wins over the provider's
+    for key, value in found.items():
+        if mpi[key] is None:
+            mpi[key] = value
     return cfg
 
 
-def validate(cfg):
+def _check_mpi_provider(cfg):
+    """The provider keys, checked before _derive builds paths from them."""
+    mpi = cfg["mpi"]
+    choices = ", ".join(MPI_PROVIDERS)
+    if mpi["provider"] is not None and mpi["provider"] not in MPI_PROVIDERS:
+        _bad("mpi:provider", mpi["provider"], f"must be one of {choices}, or null (by Debian release)")
+    table = mpi["release_providers"]
+    if table is None:  # null: no release named, debian everywhere
+        table = mpi["release_providers"] = {}
+    if not isinstance(table, dict):
+        _bad("mpi:release_providers", table, "must map Debian codenames or major releases to providers")
+    for release, provider in table.items():
+        if provider not in MPI_PROVIDERS:
+            _bad(f"mpi:release_providers:{release}", provider, f"must be one of {choices}")
+    for section in ("debian", "pypi"):
+        if not isinstance(mpi.get(section), dict):
+            _bad(f"mpi:{section}", mpi.get(section), "must be a mapping")
+        _str_list(cfg, f"mpi:{section}:packages")
+    for key in ("mpi:debian:mpiexec", "mpi:debian:mpicc", "mpi:pypi:python"):
+        _abs_path(cfg, key)
+    _abs_path(cfg, "mpi:pypi:prefix")
+    prefix = mpi["pypi"]["prefix"]
+    if not PLAIN_PATH_RE.match(prefix) or prefix.rstrip("/") in ("", "/usr", "/usr/local"):
+        _bad("mpi:pypi:prefix", prefix, "must be a directory of its own, named with letters, digits and ._+-/ only")
+    req = mpi["pypi"]["requirement"]
+    if not isinstance(req, str) or not req or req.startswith("-") or re.search(r"\s", req):
+        _bad(
+            "mpi:pypi:requirement", req,
+            "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path",
+        )  # fmt: skip
+    for key in ("packages", "mpiexec", "mpicc"):
+        if mpi[key] is not None:
+            (_str_list if key == "packages" else _abs_path)(cfg, f"mpi:{key}")
+
+
+def validate(cfg, grains=None):
     """
     Check a merged saltcluster configuration and return it with derived paths
     filled in.  Raises ``CommandExecutionError`` naming the key and the value
     of the first bad setting, so rendering stops before any state runs.
+
+    grains
+        the host whose MPI provider is derived (``osmajorrelease``,
+        ``oscodename``); default: this minion's grains
 
     CLI Example:
 
@@ -122,6 +208,11 @@ def validate(cfg):
 
         salt-call cluster.validate '{"user": {"uid": "x"}}'
     """
+    if grains is None:
+        try:
+            grains = __grains__
+        except NameError:  # imported outside Salt's loader
+            grains = {}
     cfg = copy.deepcopy(cfg)
     for section in ("network", "user", "nfs", "ssh", "mpi", "web", "lb"):
         if not isinstance(cfg.get(section), dict):
@@ -146,7 +237,8 @@ def validate(cfg):
     if not isinstance(user["relocate_uid_holder"], bool):
         _bad("user:relocate_uid_holder", user["relocate_uid_holder"], "must be true or false")
     _str_list(cfg, "user:relocate_restart_services")
-    _derive(cfg)
+    _check_mpi_provider(cfg)
+    _derive(cfg, grains)
     # nfs
     _abs_path(cfg, "nfs:export_path")
     _abs_path(cfg, "nfs:exports_file")
@@ -172,8 +264,9 @@ def validate(cfg):
     _abs_path(cfg, "ssh:known_hosts_file")
     _abs_path(cfg, "ssh:sshd_dropin")
     # mpi
-    for key in ("hostfile", "bin_dir", "src_dir", "mpiexec", "mpicc"):
+    for key in ("hostfile", "bin_dir", "src_dir", "mpiexec", "mpicc", "profile_file"):
         _abs_path(cfg, f"mpi:{key}")
+    _str_list(cfg, "mpi:packages")
     _str_list(cfg, "mpi:allowed_dirs")
     for path in cfg["mpi"]["allowed_dirs"]:
         if not os.path.isabs(path) or ".." in path.split("/"):
@@ -303,7 +396,15 @@ def settings(overrides=None, cached=False):
     cfg = salt.utils.dictupdate.merge(cfg, pillar, strategy="recurse")
     if overrides:
         cfg = salt.utils.dictupdate.merge(cfg, overrides, strategy="recurse")
-    return validate(cfg)
+    try:
+        return validate(cfg)
+    except KeyError as exc:
+        if not cached:
+            raise
+        # a cached copy older than these modules (synced, no state run since)
+        log.warning("cluster: cached %s lacks %s: fetching it", DEFAULTS_URL, exc)
+        __context__.pop("saltcluster.defaults", None)
+        return settings(overrides=overrides, cached=False)
 
 
 def host_info():

@@ -5,7 +5,8 @@ Jobs run as the cluster's MPI user (``saltcluster:user:name``, never root)
 from its shared home, over the Hydra hostfile the ``cluster.mpi`` states keep
 from membership.  Program names resolve inside ``mpi:bin_dir`` (or one of
 ``mpi:allowed_dirs``); everything is passed to ``mpiexec`` as an argument
-list, never through a shell.
+list, never through a shell.  ``mpiexec`` is the configured provider's
+(``mpi:mpiexec``: Debian's, or the PyPI wheel's in ``mpi:pypi:prefix``).
 """
 
 import logging
@@ -30,8 +31,8 @@ TIMED_OUT = "timed out"
 
 
 def __virtual__():
-    if salt.utils.path.which("mpiexec") is None:
-        return (False, "mpi: mpiexec not found; install MPICH (Debian: mpich)")
+    # mpiexec is not looked for here: the pypi provider's is not on PATH, and
+    # which one counts is a setting (checked per call, see _mpiexec)
     if salt.utils.path.which("setpriv") is None:
         return (False, "mpi: setpriv not found; install util-linux")
     return __virtualname__
@@ -58,9 +59,13 @@ def _as_user(cfg, cmd, **kwargs):
         "USER": user,
         "LOGNAME": user,
         "SHELL": entry.pw_shell,
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        # the provider's bin first (pypi: its mpiexec, hydra_pmi_proxy)
+        "PATH": ":".join([*cfg["mpi"]["path_dirs"], "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
     }
+    if cfg["mpi"]["library_dirs"]:
+        # programs built by Debian's mpicc find the provider's libmpich.so.12
+        env["LD_LIBRARY_PATH"] = ":".join(cfg["mpi"]["library_dirs"])
     wrapped = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--", *cmd]
     return __salt__["cmd.run_all"](
         wrapped, python_shell=False, clean_env=True, env=env, cwd=home, **kwargs
@@ -71,6 +76,21 @@ def _settings():
     # the defaults this host's last state run used: a job pays no
     # fileserver round trip for them
     return __salt__["cluster.settings"](cached=True)
+
+
+def _executable(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _mpiexec(cfg):
+    """The configured mpiexec, or an error naming it and the provider."""
+    path = cfg["mpi"]["mpiexec"]
+    if not _executable(path):
+        raise CommandExecutionError(
+            f"mpi: mpiexec {path} (saltcluster:mpi:mpiexec, provider {cfg['mpi']['provider']}) is not an "
+            "executable on this host: apply cluster.mpi"
+        )
+    return path
 
 
 def _as_list(value, what):
@@ -225,7 +245,7 @@ def build_command(program, np=None, args=None, hosts=None, env=None, oversubscri
         raise CommandExecutionError(f"mpi.run: the hostfile {cfg['mpi']['hostfile']} lists no hosts")
     total = sum(known[h] for h in chosen) if chosen else sum(known.values())
     np = _check_np(total if np is None else np, total, oversubscribe)
-    cmd = [cfg["mpi"]["mpiexec"]]
+    cmd = [_mpiexec(cfg)]
     if chosen:
         cmd += ["-hosts", ",".join(f"{h}:{known[h]}" for h in chosen)]
     else:

@@ -43,7 +43,11 @@ def built(name, source, mpicc="mpicc", cflags=("-O2",), libs=("-lm",), runas=Non
     # in test mode an earlier state of the same run may still provide these
     for missing, later, error in (
         (not os.path.isfile(source), f"{source} exists", f"source {source} does not exist"),
-        (salt.utils.path.which(mpicc) is None, f"{mpicc} is installed", f"{mpicc} not found: install libmpich-dev"),
+        (
+            salt.utils.path.which(mpicc) is None,
+            f"{mpicc} is installed",
+            f"{mpicc} not found: apply cluster.mpi.package",
+        ),
     ):
         if missing:
             if __opts__["test"]:

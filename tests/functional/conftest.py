@@ -38,6 +38,10 @@ def pillar_root(tmp_path_factory, workdir):
                     "ssh": {"known_hosts_file": str(workdir / "ssh_known_hosts")},
                     "lb": {"config_file": str(workdir / "nginx-lb.conf")},
                     "web": {"config_file": str(workdir / "nginx-web.conf"), "index_file": str(workdir / "www/index.html")},
+                    "mpi": {
+                        "profile_file": str(workdir / "saltcluster-mpi.sh"),
+                        "pypi": {"prefix": str(workdir / "mpich")},
+                    },
                 }
             }
         )
@@ -45,10 +49,9 @@ def pillar_root(tmp_path_factory, workdir):
     return root
 
 
-@pytest.fixture(scope="module")
-def minion_opts(salt_factories, fake_mine_file, pillar_root, request):
-    roles = getattr(request.module, "ROLES", ["master", "compute", "gateway"])
-    minion_id = getattr(request.module, "MINION_ID", "node1")
+def make_minion_opts(salt_factories, fake_mine_file, pillar_root, minion_id, roles, grains=None):
+    """A masterless minion's opts over the repo's tree; ``grains`` are set
+    over the real ones (e.g. another Debian release)."""
     factory = salt_factories.salt_minion_daemon(
         minion_id,
         overrides={
@@ -57,11 +60,18 @@ def minion_opts(salt_factories, fake_mine_file, pillar_root, request):
             "pillar_roots": {"base": [str(pillar_root), str(REPO / "pillar")]},
             "module_dirs": [str(REPO / "tests/functional/fakes")],
             "saltcluster_fake_mine": str(fake_mine_file),
-            "grains": {"roles": roles},
+            "grains": {"roles": roles, **(grains or {})},
             "enable_fqdns_grains": False,
         },
     )
     return factory.config.copy()
+
+
+@pytest.fixture(scope="module")
+def minion_opts(salt_factories, fake_mine_file, pillar_root, request):
+    roles = getattr(request.module, "ROLES", ["master", "compute", "gateway"])
+    minion_id = getattr(request.module, "MINION_ID", "node1")
+    return make_minion_opts(salt_factories, fake_mine_file, pillar_root, minion_id, roles)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ def test_show_highstate_all_roles(modules):
     assert isinstance(high, dict), high
     sls = {v["__sls__"] for v in high.values()}
     assert {
-        "cluster.users", "cluster.hosts", "cluster.ssh.known_hosts", "cluster.mpi",
+        "cluster.users", "cluster.hosts", "cluster.ssh.known_hosts", "cluster.mpi.package", "cluster.mpi.config",
         "cluster.nfs.server.config", "cluster.mpi.hostfile", "cluster.mpi.programs",
         "cluster.web.config", "cluster.lb.config", "cluster.ssh.keys",
     } <= sls  # fmt: skip

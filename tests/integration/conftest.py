@@ -41,7 +41,16 @@ def pillar_root(tmp_path_factory, scratch):
         "ssh": {"known_hosts_file": f"{scratch}/@ID@/ssh_known_hosts"},
         "lb": {"config_file": f"{scratch}/@ID@/nginx.conf"},
         "web": {"config_file": f"{scratch}/@ID@/nginx.conf", "index_file": f"{scratch}/@ID@/www/index.html"},
-        "mpi": {"ucx_net_device": None, "timeout": 120},
+        # the provider comes from this host's release (Debian 12: pypi).  One
+        # prefix for all four minions, as on real hosts (Hydra starts
+        # hydra_pmi_proxy from its own bin dir), but in scratch rather than
+        # /opt: nothing left on this machine, nothing shared between runs
+        "mpi": {
+            "ucx_net_device": None,
+            "timeout": 120,
+            "profile_file": f"{scratch}/@ID@/saltcluster-mpi.sh",
+            "pypi": {"prefix": f"{scratch}/mpich"},
+        },
     }
     text = json.dumps({"saltcluster": override}).replace("@ID@", "{{ grains.id }}")
     (root / "integration.sls").write_text(text)
@@ -120,3 +129,38 @@ def _free(uid):
         return False
     except KeyError:
         return True
+
+
+@pytest.fixture
+def local_hostfile(mpi_user, scratch, salt_cli):
+    """Hydra runs ranks locally for hosts that are this machine."""
+    ret = salt_cli.run("state.apply", "cluster.mpi.programs", minion_tgt="master")
+    ok(ret)
+    hostfile = scratch / "home" / mpi_user / "hosts"
+    hostfile.write_text("localhost:4\n")
+    return hostfile
+
+
+def ok(ret):
+    """Fail with the comments of the states that failed, not a wall of JSON."""
+    if ret.returncode == 0:
+        return
+    problems = []
+    data = ret.data if isinstance(ret.data, dict) else {"?": ret.data}
+    if any("_|-" in key for key in data):  # one minion targeted: no minion level
+        data = {"": data}
+    for minion, states in data.items():
+        if not isinstance(states, dict):
+            problems.append(f"{minion}: {states}")
+            continue
+        for key, state in states.items():
+            if isinstance(state, dict) and state.get("result") is False:
+                problems.append(f"{minion}: {key.split('_|-')[1]}: {state.get('comment')}")
+    pytest.fail(f"exit {ret.returncode}: " + ("\n".join(problems) or ret.stderr or str(ret.data)[:2000]))
+
+
+def by_id(ret, minion=None):
+    """A state run's results keyed by state ID."""
+    data = ret.data if minion is None else ret.data[minion]
+    assert isinstance(data, dict), data
+    return {key.split("_|-")[1]: value for key, value in data.items()}

@@ -7,29 +7,8 @@ import socket
 
 import pytest
 
-
-def _ok(ret):
-    """Fail with the comments of the states that failed, not a wall of JSON."""
-    if ret.returncode == 0:
-        return
-    problems = []
-    data = ret.data if isinstance(ret.data, dict) else {"?": ret.data}
-    if any("_|-" in key for key in data):  # one minion targeted: no minion level
-        data = {"": data}
-    for minion, states in data.items():
-        if not isinstance(states, dict):
-            problems.append(f"{minion}: {states}")
-            continue
-        for key, state in states.items():
-            if isinstance(state, dict) and state.get("result") is False:
-                problems.append(f"{minion}: {key.split('_|-')[1]}: {state.get('comment')}")
-    pytest.fail(f"exit {ret.returncode}: " + ("\n".join(problems) or ret.stderr or str(ret.data)[:2000]))
-
-
-def _states(ret, minion=None):
-    data = ret.data if minion is None else ret.data[minion]
-    assert isinstance(data, dict), data
-    return {key.split("_|-")[1]: value for key, value in data.items()}
+from tests.integration.conftest import by_id as _states
+from tests.integration.conftest import ok as _ok
 
 
 def test_roles_target_by_grain(synced, salt_cli):
@@ -123,16 +102,6 @@ def test_master_hostfile_and_programs(mpi_user, salt_cli, scratch):
     ret = salt_cli.run("state.apply", "cluster.mpi.hostfile,cluster.mpi.programs", minion_tgt="master")
     changed = {k: v["changes"] for k, v in _states(ret).items() if v["changes"]}
     assert changed == {}
-
-
-@pytest.fixture
-def local_hostfile(mpi_user, scratch, salt_cli):
-    """Hydra runs ranks locally for hosts that are this machine."""
-    ret = salt_cli.run("state.apply", "cluster.mpi.programs", minion_tgt="master")
-    _ok(ret)
-    hostfile = scratch / "home" / mpi_user / "hosts"
-    hostfile.write_text("localhost:4\n")
-    return hostfile
 
 
 def test_mpi_run_cpi(local_hostfile, salt_cli):

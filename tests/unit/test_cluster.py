@@ -91,6 +91,24 @@ BAD = [
     ({"ssh": {"key_type": "dsa"}}, "ssh:key_type", "'dsa'"),
     ({"web": {"port": "80x"}}, "web:port", "'80x'"),
     ({"lb": "round_robin"}, "lb", "'round_robin'"),
+    ({"mpi": {"provider": "conda"}}, "mpi:provider", "'conda'"),
+    ({"mpi": {"provider": "Debian"}}, "mpi:provider", "'Debian'"),
+    ({"mpi": {"release_providers": {"trixie": "spack"}}}, "mpi:release_providers:trixie", "'spack'"),
+    ({"mpi": {"release_providers": ["bookworm"]}}, "mpi:release_providers", "['bookworm']"),
+    ({"mpi": {"pypi": "mpich"}}, "mpi:pypi", "'mpich'"),
+    ({"mpi": {"pypi": {"prefix": "opt/mpich"}}}, "mpi:pypi:prefix", "'opt/mpich'"),
+    ({"mpi": {"pypi": {"prefix": "/opt/my mpich"}}}, "mpi:pypi:prefix", "'/opt/my mpich'"),
+    ({"mpi": {"pypi": {"prefix": "/usr"}}}, "mpi:pypi:prefix", "'/usr'"),
+    ({"mpi": {"pypi": {"requirement": "--index-url=http://x/"}}}, "mpi:pypi:requirement", "'--index-url=http://x/'"),
+    ({"mpi": {"pypi": {"requirement": "mpich numpy"}}}, "mpi:pypi:requirement", "'mpich numpy'"),
+    ({"mpi": {"pypi": {"requirement": ""}}}, "mpi:pypi:requirement", "''"),
+    ({"mpi": {"pypi": {"python": "python3"}}}, "mpi:pypi:python", "'python3'"),
+    ({"mpi": {"pypi": {"packages": "gcc"}}}, "mpi:pypi:packages", "'gcc'"),
+    ({"mpi": {"debian": {"mpiexec": "mpiexec"}}}, "mpi:debian:mpiexec", "'mpiexec'"),
+    ({"mpi": {"mpiexec": "mpiexec"}}, "mpi:mpiexec", "'mpiexec'"),
+    ({"mpi": {"mpicc": "../mpicc"}}, "mpi:mpicc", "'../mpicc'"),
+    ({"mpi": {"packages": "mpich"}}, "mpi:packages", "'mpich'"),
+    ({"mpi": {"profile_file": "profile.d/x.sh"}}, "mpi:profile_file", "'profile.d/x.sh'"),
 ]
 
 
@@ -288,3 +306,108 @@ def test_pillar_example_documents_every_default(repo, defaults):
     assert keys(example) == keys(defaults)
     # and the example is itself valid
     assert cluster.validate(example)
+
+
+# -- the MPI provider, by Debian release unless pillar names it
+
+DEBIAN_12 = {"os": "Debian", "os_family": "Debian", "osmajorrelease": 12, "oscodename": "bookworm"}
+DEBIAN_13 = {"os": "Debian", "os_family": "Debian", "osmajorrelease": 13, "oscodename": "trixie"}
+PREFIX = "/opt/saltcluster/mpich"
+
+
+@pytest.mark.parametrize(
+    "grains,provider",
+    [
+        (DEBIAN_12, "pypi"),
+        ({"osmajorrelease": 12}, "pypi"),  # no codename grain
+        ({"oscodename": "bookworm"}, "pypi"),  # no release number
+        (DEBIAN_13, "debian"),
+        ({"os": "Debian", "osmajorrelease": 14, "oscodename": "forky"}, "debian"),  # newer
+        ({"os": "Debian", "osmajorrelease": 11, "oscodename": "bullseye"}, "debian"),  # not named
+        ({}, "debian"),  # unknown
+    ],
+    ids=["12", "12-number-only", "bookworm-name-only", "13", "14", "11", "unknown"],
+)
+def test_provider_by_release(defaults, grains, provider):
+    assert cluster.validate(defaults, grains=grains)["mpi"]["provider"] == provider
+
+
+def test_pypi_provider_values_on_debian_12(defaults):
+    mpi = cluster.validate(defaults, grains=DEBIAN_12)["mpi"]
+    assert mpi["packages"] == ["gcc", "libc6-dev", "python3-venv"]
+    assert mpi["mpiexec"] == f"{PREFIX}/bin/mpiexec" and mpi["mpicc"] == f"{PREFIX}/bin/mpicc"
+    assert mpi["path_dirs"] == [f"{PREFIX}/bin"] and mpi["library_dirs"] == [f"{PREFIX}/lib"]
+    assert mpi["pypi"]["requirement"] == "mpich==5.0.2"
+
+
+def test_debian_provider_values_on_debian_13(defaults):
+    mpi = cluster.validate(defaults, grains=DEBIAN_13)["mpi"]
+    assert mpi["packages"] == ["mpich", "libmpich-dev", "gcc", "libc6-dev"]
+    assert mpi["mpiexec"] == "/usr/bin/mpiexec" and mpi["mpicc"] == "/usr/bin/mpicc"
+    assert mpi["path_dirs"] == [] and mpi["library_dirs"] == []
+
+
+def test_settings_derive_the_provider_from_this_minions_grains():
+    cluster.__grains__.update(DEBIAN_12)
+    assert cluster.settings()["mpi"]["provider"] == "pypi"
+    cluster.__grains__.update(DEBIAN_13)
+    assert cluster.settings()["mpi"]["provider"] == "debian"
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"provider": "debian"}}])
+def test_pillar_provider_wins_over_the_release(pillar):
+    cluster.__grains__.update(DEBIAN_12)
+    mpi = cluster.settings()["mpi"]
+    assert mpi["provider"] == "debian" and mpi["mpiexec"] == "/usr/bin/mpiexec"
+    assert "mpich" in mpi["packages"] and mpi["library_dirs"] == []
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"provider": "pypi", "pypi": {"prefix": "/srv/mpich"}}}])
+def test_pillar_pypi_on_debian_13_with_its_own_prefix(pillar):
+    cluster.__grains__.update(DEBIAN_13)
+    mpi = cluster.settings()["mpi"]
+    assert mpi["provider"] == "pypi"
+    assert (mpi["mpiexec"], mpi["mpicc"]) == ("/srv/mpich/bin/mpiexec", "/srv/mpich/bin/mpicc")
+    assert mpi["library_dirs"] == ["/srv/mpich/lib"]
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"release_providers": {"bookworm": "debian", "12": "debian"}}}])
+def test_pillar_release_table_wins(pillar):
+    cluster.__grains__.update(DEBIAN_12)
+    assert cluster.settings()["mpi"]["provider"] == "debian"
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"mpiexec": "/usr/local/bin/mpiexec", "packages": ["mpich"]}}])
+def test_explicit_mpiexec_and_packages_win_over_the_providers(pillar):
+    cluster.__grains__.update(DEBIAN_12)
+    mpi = cluster.settings()["mpi"]
+    assert mpi["provider"] == "pypi"
+    assert mpi["mpiexec"] == "/usr/local/bin/mpiexec" and mpi["packages"] == ["mpich"]
+    assert mpi["mpicc"] == f"{PREFIX}/bin/mpicc"  # not set: still the provider's
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"provider": "conda"}}])
+def test_unknown_provider_refused_naming_key_value_and_choices(pillar):
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.settings()
+    assert str(exc.value) == (
+        "saltcluster:mpi:provider: 'conda' is invalid: must be one of debian, pypi, or null (by Debian release)"
+    )
+
+
+def test_cached_defaults_older_than_the_modules_are_fetched_again(tmp_path, defaults_text):
+    """Modules synced, no state run since: the cached copy has no provider keys."""
+    old = salt.utils.yaml.safe_load(defaults_text)
+    for key in ("provider", "release_providers", "debian", "pypi", "profile_file"):
+        del old["saltcluster"]["mpi"][key]
+    cached = tmp_path / "defaults.yaml"
+    cached.write_text(salt.utils.yaml.safe_dump(old))
+    cluster.__salt__["cp.is_cached"] = lambda url: str(cached)
+    cluster.__grains__.update(DEBIAN_12)
+    assert cluster.settings(cached=True)["mpi"]["provider"] == "pypi"
+
+
+@pytest.mark.parametrize("pillar", [{"mpi": {"release_providers": None}}])
+def test_no_release_table_means_debian_everywhere(pillar):
+    cluster.__grains__.update(DEBIAN_12)
+    assert cluster.settings()["mpi"]["provider"] == "debian"

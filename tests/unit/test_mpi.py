@@ -4,6 +4,7 @@ import copy
 import os
 import pwd
 
+import cluster
 import mpi
 import pytest
 import salt.utils.yaml
@@ -22,13 +23,33 @@ def home(tmp_path):
     return tmp_path
 
 
+DEBIAN_12 = {"os": "Debian", "osmajorrelease": 12, "oscodename": "bookworm"}
+DEBIAN_13 = {"os": "Debian", "osmajorrelease": 13, "oscodename": "trixie"}
+
+
 @pytest.fixture
-def cfg(defaults_text, home):
+def grains():
+    """The release of the host mpi.run runs on (its MPI provider follows it)."""
+    return DEBIAN_13
+
+
+@pytest.fixture
+def cfg(defaults_text, home, grains):
     cfg = salt.utils.yaml.safe_load(defaults_text)["saltcluster"]
     cfg["user"]["home"] = str(home)
     cfg["mpi"].update(hostfile=str(home / "hosts"), bin_dir=str(home / "bin"), src_dir=str(home / "src"))
     cfg["mpi"]["ucx_net_device"] = "vec0"
-    return cfg
+    # as cluster.settings hands it over: validated, provider values derived
+    return cluster.validate(cfg, grains=grains)
+
+
+@pytest.fixture(autouse=True)
+def mpiexec_present(monkeypatch):
+    """The configured mpiexec exists (whichever provider); a test that wants
+    it missing sets the returned set's content."""
+    missing = set()
+    monkeypatch.setattr(mpi, "_executable", lambda path: path not in missing)
+    return missing
 
 
 @pytest.fixture
@@ -283,10 +304,60 @@ def test_check_all_answer(calls):
     assert calls[0][0] == "setpriv"
 
 
-def test_virtual_needs_mpiexec(monkeypatch):
-    monkeypatch.setattr(mpi.salt.utils.path, "which", lambda name: None)
-    ok, why = mpi.__virtual__()
-    assert ok is False and "mpiexec" in why
+def test_virtual_does_not_need_mpiexec_on_path(monkeypatch):
+    # the pypi provider's mpiexec lives in its prefix, never on PATH
+    monkeypatch.setattr(mpi.salt.utils.path, "which", lambda name: None if name == "mpiexec" else f"/usr/bin/{name}")
+    assert mpi.__virtual__() == "mpi"
+
+
+@pytest.mark.parametrize("grains", [DEBIAN_12])
+def test_missing_mpiexec_named_at_call_time(grains, mpiexec_present, calls):
+    mpiexec_present.add("/opt/saltcluster/mpich/bin/mpiexec")
+    with pytest.raises(CommandExecutionError) as exc:
+        mpi.run("cpi", np=2)
+    msg = str(exc.value)
+    assert "/opt/saltcluster/mpich/bin/mpiexec" in msg and "provider pypi" in msg and "cluster.mpi" in msg
+    assert calls == []
+
+
+def test_debian_provider_runs_usr_bin_mpiexec_with_the_plain_environment(calls):
+    mpi.run("cpi", np=4)
+    cmd, kwargs = calls[0]
+    assert cmd[5] == "/usr/bin/mpiexec"
+    assert kwargs["env"]["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert "LD_LIBRARY_PATH" not in kwargs["env"]
+
+
+@pytest.mark.parametrize("grains", [DEBIAN_12])
+def test_pypi_provider_runs_the_prefix_mpiexec_with_its_bin_and_lib(grains, calls):
+    ret = mpi.run("cpi", np=4)
+    cmd, kwargs = calls[0]
+    assert cmd[5] == "/opt/saltcluster/mpich/bin/mpiexec" == ret["command"][0]
+    # Hydra and the ranks from the prefix; Debian-built programs find
+    # libmpich.so.12 (the link to the wheel's libmpi.so.12) there
+    assert kwargs["env"]["PATH"] == "/opt/saltcluster/mpich/bin:/usr/local/bin:/usr/bin:/bin"
+    assert kwargs["env"]["LD_LIBRARY_PATH"] == "/opt/saltcluster/mpich/lib"
+    assert kwargs["clean_env"] is True and cmd[:5] == ["setpriv", "--reuid=100", "--regid=1100", "--init-groups", "--"]
+    # the UCX settings still reach every rank
+    assert cmd[cmd.index("UCX_TLS") - 1] == "-genv" and cmd[cmd.index("UCX_TLS") + 1] == "tcp,sm,self"
+
+
+@pytest.mark.parametrize("grains", [DEBIAN_12])
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        ({"program": "../../bin/sh"}, "'../../bin/sh'"),
+        ({"program": "cpi", "np": 0}, "np=0"),
+        ({"program": "cpi", "hosts": "node9"}, "'node9'"),
+        ({"program": "cpi", "args": ["1;reboot"]}, "'1;reboot'"),
+        ({"program": "cpi", "env": {"A B": "1"}}, "'A B'"),
+        ({"program": "cpi", "timeout": -1}, "timeout=-1"),
+    ],
+)
+def test_pypi_provider_keeps_every_argument_check(grains, calls, args, named):
+    with pytest.raises(SaltInvocationError, match=named.replace("[", r"\[")):
+        mpi.run(**args)
+    assert calls == []
 
 
 def test_virtual_needs_setpriv(monkeypatch):

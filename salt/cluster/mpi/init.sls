@@ -1,7 +1,7 @@
 ---
-{%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
-
-cluster-mpi-package-pkg-installed:
-  pkg.installed:
-    - pkgs: {{ sc.mpi.packages | json }}
+{#- MPICH on every host from the provider mpi:provider names (by Debian
+    release unless pillar sets it), and the login environment that puts it
+    first.  hostfile and programs are the master's (see salt/top.sls). #}
+include:
+  - .package
+  - .config

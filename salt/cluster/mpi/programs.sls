@@ -1,6 +1,7 @@
 ---
 {#- The example MPI programs: sources from the tree into the shared home,
-    built into the bin directory only when a source changes. #}
+    built into the bin directory with the provider's mpicc (mpi:mpicc) only
+    when a source or the compiler changes. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 {%- set user = sc.user %}
@@ -42,5 +43,5 @@ cluster-mpi-programs-mpi-program-built-{{ prog }}:
     - require:
       - file: cluster-mpi-programs-file-managed-{{ prog }}-source
       - file: cluster-mpi-programs-file-directory-{{ sc.mpi.bin_dir }}
-      - pkg: cluster-mpi-package-pkg-installed
+      - sls: {{ tplroot }}.mpi.package
 {%- endfor %}

@@ -1,5 +1,6 @@
 /* cpi: pi by midpoint integration of 4/(1+x^2) over [0,1], split across
- * ranks; rank 0 prints the value, its error and the wall time.
+ * ranks; each rank says where it runs, rank 0 prints the value, its error
+ * and the wall time.
  * Usage: cpi [intervals]   (default 10000000) */
 #include <math.h>
 #include <mpi.h>
@@ -9,13 +10,17 @@
 int main(int argc, char **argv)
 {
     const double PI25DT = 3.141592653589793238462643;
-    int rank, size;
+    int rank, size, namelen;
+    char name[MPI_MAX_PROCESSOR_NAME];
     long n = 10000000;
     double local = 0.0, pi = 0.0, t0;
 
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Get_processor_name(name, &namelen);
+    printf("Process %d of %d is on %s\n", rank, size, name);
+    fflush(stdout);
     if (argc > 1)
         n = atol(argv[1]);
     if (n <= 0) {

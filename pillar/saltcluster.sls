@@ -9,12 +9,11 @@ saltcluster:
     name: jobhandler
     uid: 100
     gid: 1100
-    # Debian hands uid 100 to the first system account a package adds
-    # (messagebus with dbus; sshd in the lab's image): move that account.
+    # Debian hands uid 100 to the first system account a package adds; on
+    # Debian 13 with nfs-common that is rpcbind's _rpc (messagebus with dbus):
+    # move that account, with its daemon stopped for the move.
     relocate_uid_holder: true
-    # sshd's privilege-separation user is looked up per connection: nothing
-    # to restart.  With dbus holding it, list [dbus] here.
-    relocate_restart_services: []
+    relocate_restart_services: [rpcbind.socket, rpcbind.service]
   mpi:
     # the lab's hosts have one vCPU each; two ranks per node keeps
     # `mpi.run cpi np=4` within the slots of node1 and node2

@@ -11,9 +11,6 @@ taken in the same run (these machines are noisy).
   durations);
 - peak memory (summed RSS of the service's processes, sampled every 0.2 s)
   of salt-master on the master and salt-minion on node1 during a highstate;
-- `salt master mpi.run cpi np=4` against bare `mpiexec` of the same command
-  line, and Salt's own round trip `salt master test.ping` (target: mpi.run
-  adds no more than the round trip + 0.5 s);
 - wrk from the outside client through the gateway against straight to
   node1 (target p50 ratio <= 1.3x), the same at one connection (no
   queueing: what the extra hop itself costs), and the share of requests per backend
@@ -101,23 +98,6 @@ def reapply(sample_memory=False):
     if "error" in summary:
         raise SystemExit(f"highstate failed: {summary['error']}")
     return secs, summary, peaks
-
-
-def mpi_round(command):
-    """One of each: ping, mpi.run, bare mpiexec.  A run that hit the timeout
-    (the lab's MPI_Finalize hang, README) is returned as None."""
-    ping, rc, out = guest_time("master", "salt master test.ping")
-    assert rc == 0, out
-    run_s, rc, out = guest_time("master", "salt --static --out=json master mpi.run cpi np=4 timeout=30")
-    ret = json.loads(out or "{}").get("master", {})
-    run_s = run_s if isinstance(ret, dict) and ret.get("retcode") == 0 else None
-    if isinstance(ret, dict) and ret.get("timed_out"):
-        run_s = None
-    bare, rc, _ = guest_time("master", f"su jobhandler -c 'cd && timeout -s KILL 30 {command}'")
-    if rc != 0:
-        saltlab.ssh("master", "for h in node1 node2; do ssh $h pkill -KILL -f /home/jobhandler/bin/cpi; done", timeout=60)
-        bare = None
-    return ping, run_s, bare
 
 
 def wrk(url, seconds=8, connections=8):
@@ -235,28 +215,6 @@ def main():
                  + ", ".join(f"{fun} {s:.1f} s" for fun, s in summary["top"]) + ".")  # fmt: skip
     table.add("peak memory: salt-master service on the master during a highstate", peaks["master"], unit="MB")
     table.add("peak memory: salt-minion service on node1 during a highstate", peaks["node1"], unit="MB")
-
-    # -- mpi.run against bare mpiexec and Salt's round trip
-    command = " ".join(json.loads(saltlab.ssh("master", "salt --static --out=json master mpi.build_command cpi np=4",
-                                              timeout=120).stdout)["master"])  # fmt: skip
-    pings, runs, bares, hangs, attempts = [], [], [], 0, 0
-    while min(len(runs), len(bares)) < args.runs + 2 and attempts < 4 * (args.runs + 2):
-        attempts += 1
-        ping, run_s, bare = mpi_round(command)
-        pings.append(ping)
-        hangs += (run_s is None) + (bare is None)
-        if run_s is not None:
-            runs.append(run_s)
-        if bare is not None:
-            bares.append(bare)
-    over = statistics.median(runs) - statistics.median(bares)
-    allowed = statistics.median(pings) + 0.5
-    table.add("salt master test.ping (Salt's round trip)", pings)
-    table.add("bare mpiexec -f hosts -n 4 cpi as jobhandler", bares)
-    table.add("salt master mpi.run cpi np=4", runs, ratio=f"adds {over:.2f} s to bare",
-              target=f"<= round trip + 0.5 s = {allowed:.2f} s: {verdict(over <= allowed)}")  # fmt: skip
-    notes.append(f"MPI runs that hung in MPI_Finalize and were ended by the timeout (left out of the figures): "
-                 f"{hangs} of {len(runs) + len(bares) + hangs} (README, Known problem).")  # fmt: skip
 
     # -- load balancer: wrk through the gateway vs straight to node1; backend shares
     via, direct, shares_all = [], [], []

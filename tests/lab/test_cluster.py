@@ -63,30 +63,22 @@ def test_hosts_file_everywhere(lab, highstated):
         assert "10.5.5.9 node1" in out and "10.5.5.18 node2" in out and "10.5.5.1 gateway" in out, node
 
 
-def _mpi_run(lab, *args):
-    """mpi.run through the salt CLI.  MPICH 4.0.2 over UCX sometimes hangs
-    in MPI_Finalize here, after the work is done, when two ranks share a
-    one-vCPU guest (README, Known problem); mpi.run's timeout ends such a
-    run, and the lab's helper tries it again."""
-    return lab.mpi_run(*args)
-
-
 def test_mpi_run_cpi(lab, highstated):
-    ret = _mpi_run(lab, "cpi", "np=4")
+    ret = lab.mpi_run("cpi", "np=4")
     assert ret["retcode"] == 0, ret
     assert re.search(r"pi is approximately 3\.14159", ret["stdout"])
     assert ret["hosts"] == COMPUTE and ret["np"] == 4
 
 
 def test_mpi_run_hellow_on_both_nodes(lab, highstated):
-    ret = _mpi_run(lab, "hellow", "np=4")
+    ret = lab.mpi_run("hellow", "np=4")
     assert ret["retcode"] == 0, ret
     hosts = set(re.findall(r"on (\S+)$", ret["stdout"], re.M))
     assert hosts == set(COMPUTE), ret["stdout"]
 
 
 def test_mandel_writes_image_to_shared_home(lab, highstated):
-    ret = _mpi_run(lab, "mandel", "np=4", "args=[320, 240, 100]")
+    ret = lab.mpi_run("mandel", "np=4", "args=[320, 240, 100]")
     assert ret["retcode"] == 0, ret
     rc, out, _ = sh(lab, "node2", "head -c 2 /home/jobhandler/mandel.pgm; echo; stat -c %U /home/jobhandler/mandel.pgm")
     assert out.split() == ["P5", "jobhandler"]

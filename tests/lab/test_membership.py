@@ -57,8 +57,7 @@ def lb_answers(lab, n):
 
 def mpi_one_rank_per_host(lab):
     """hellow with one rank on every host of the hostfile (Hydra -ppn 1):
-    which hosts the next job uses, without two ranks sharing a one-vCPU
-    guest (the MPI_Finalize hang, README)."""
+    which hosts the next job uses."""
     rc, out, _ = sh(lab, "master", "grep -vc '^#' /home/jobhandler/hosts")
     return lab.mpi_run("hellow", f"np={int(out)}", "ppn=1")
 

@@ -1,13 +1,19 @@
-"""Custom states: nfs_export, mpi_program, mpi_venv, cluster_user (test=True honoured)."""
+"""Custom states: nfs_export, mpi_program, mpi_venv, cluster_user, user_file (test=True honoured)."""
 
 import os
+import pathlib
 import pwd
+import shutil
+import stat
+import tempfile
 
 import cluster_user
 import mpi_program
 import mpi_venv
 import nfs_export
 import pytest
+import user_file
+import userfs
 
 
 @pytest.fixture
@@ -22,13 +28,19 @@ def configure_loader_modules(calls):
         return {"retcode": 0, "stdout": "", "stderr": ""}
 
     salt = {"cmd.run_all": run_all, "service.stop": lambda s: True, "service.start": lambda s: True}
+    # the real userfs: its file operations are what mpi_program and user_file are about
+    salt.update({f"userfs.{fun}": getattr(userfs, fun) for fun in USERFS})
     opts = {"test": False}
     return {
         nfs_export: {"__salt__": salt, "__opts__": opts},
         mpi_program: {"__salt__": salt, "__opts__": opts},
         mpi_venv: {"__salt__": salt, "__opts__": opts},
         cluster_user: {"__salt__": salt, "__opts__": opts},
+        user_file: {"__salt__": salt, "__opts__": opts, "__env__": "base"},
     }
+
+
+USERFS = ("inspect", "write", "rename", "remove", "directory", "manage")
 
 
 @pytest.fixture
@@ -170,6 +182,139 @@ def test_program_missing_source_and_compiler(tmp_path, monkeypatch):
     assert ret["result"] is False and "not found" in ret["comment"]
 
 
+@pytest.mark.parametrize("planted", ["cpi", "cpi.sha256", "cpi.saltcluster-build"])
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_program_links_replaced_never_followed(tmp_path, source, calls, monkeypatch, planted, kind):
+    """A link at the binary, the stamp or the build output: rebuilt, the
+    link's target untouched, the names regular files with one link."""
+    monkeypatch.setattr(mpi_program.salt.utils.path, "which", lambda n: "/usr/bin/mpicc")
+    mpi_program.__salt__["cmd.run_all"] = fake_mpicc(calls)
+    target = tmp_path / "outside"
+    target.write_text("not the program's\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    binary = bindir / "cpi"
+    assert mpi_program.built(str(binary), str(source))["result"] is True
+    if planted != "cpi":
+        (bindir / "cpi.sha256").unlink()  # due for a rebuild either way
+    plant(kind, bindir / planted, target)
+    ret = mpi_program.built(str(binary), str(source))
+    assert ret["result"] is True and ret["changes"]["built"] == str(binary), ret["comment"]
+    assert target.read_text() == "not the program's\n" and target.stat().st_nlink == 1
+    for name in ("cpi", "cpi.sha256"):
+        st = os.lstat(bindir / name)
+        assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+    assert binary.read_text() == "binary" and not os.path.lexists(bindir / "cpi.saltcluster-build")
+    assert mpi_program.built(str(binary), str(source))["changes"] == {}
+
+
+# -- user_file: files in a user's home, written as the user (here: this process's user)
+
+
+ME = pwd.getpwuid(os.geteuid()).pw_name
+
+
+def plant(kind, name, target):
+    if os.path.lexists(name):
+        os.unlink(name)
+    if kind == "symlink":
+        os.symlink(target, name)
+    else:
+        os.link(target, name)
+
+
+@pytest.mark.parametrize(
+    "kind,replaced", [("symlink", "symlink"), ("hardlink", "file with 2 hard links")]
+)
+def test_user_file_link_replaced_not_written_through(tmp_path, kind, replaced):
+    target = tmp_path / "outside"
+    target.write_text("keep\n")
+    target.chmod(0o644)
+    name = tmp_path / "hosts"
+    plant(kind, name, target)
+    ret = user_file.managed(str(name), ME, contents="node1:2", mode="0600")
+    assert ret["result"] is True and ret["changes"]["replaced"] == replaced
+    assert target.read_text() == "keep\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    st = os.lstat(name)
+    assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and stat.S_IMODE(st.st_mode) == 0o600
+    assert name.read_text() == "node1:2\n"
+    ret = user_file.managed(str(name), ME, contents="node1:2", mode="0600")
+    assert ret["result"] is True and ret["changes"] == {}
+
+
+def test_user_file_test_mode_touches_nothing(tmp_path):
+    target = tmp_path / "outside"
+    target.write_text("keep\n")
+    name = tmp_path / "hosts"
+    name.symlink_to(target)
+    user_file.__opts__["test"] = True
+    ret = user_file.managed(str(name), ME, contents="new")
+    assert ret["result"] is None and ret["changes"]["replaced"] == "symlink"
+    assert name.is_symlink() and target.read_text() == "keep\n"
+    ret = user_file.directory(str(tmp_path / "bin"), ME)
+    assert ret["result"] is None and not (tmp_path / "bin").exists()
+
+
+def test_user_file_diff_mode_and_source(tmp_path):
+    src = tmp_path / "cpi.c"
+    src.write_bytes(b"int main(void){return 0;}\n")
+    name = tmp_path / "copy.c"
+    name.write_text("old\n")
+    name.chmod(0o600)
+    ret = user_file.managed(str(name), ME, source=str(src))
+    assert ret["result"] is True and "-old" in ret["changes"]["diff"] and ret["changes"]["mode"] == "0644"
+    assert name.read_bytes() == src.read_bytes() and stat.S_IMODE(name.stat().st_mode) == 0o644
+    name.chmod(0o600)
+    ino = name.stat().st_ino
+    ret = user_file.managed(str(name), ME, source=str(src))
+    # right content, wrong mode: fixed in place, not rewritten
+    assert ret["changes"] == {"mode": "0644"} and name.stat().st_ino == ino
+
+
+def test_user_file_directory_symlink_replaced(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = tmp_path / "bin"
+    name.symlink_to(outside)
+    ret = user_file.directory(str(name), ME, mode="0750")
+    assert ret["result"] is True and ret["changes"]["replaced"] == "symlink"
+    assert not name.is_symlink() and name.is_dir() and stat.S_IMODE(name.stat().st_mode) == 0o750
+    assert outside.is_dir() and os.listdir(outside) == []
+    assert user_file.directory(str(name), ME, mode="0750")["changes"] == {}
+    (tmp_path / "file").write_text("")
+    ret = user_file.directory(str(tmp_path / "file"), ME)
+    assert ret["result"] is False and "not a directory" in ret["comment"]
+
+
+def test_user_file_refuses_bad_arguments(tmp_path):
+    assert "absolute" in user_file.managed("hosts", ME, contents="x")["comment"]
+    assert "exactly one" in user_file.managed(str(tmp_path / "x"), ME)["comment"]
+    ret = user_file.managed(str(tmp_path / "x"), "no-such-user-here", contents="x")
+    assert ret["result"] is False and "'no-such-user-here' does not exist" in ret["comment"]
+    user_file.__opts__["test"] = True
+    ret = user_file.managed(str(tmp_path / "x"), "no-such-user-here", contents="x")
+    assert ret["result"] is None and "once user no-such-user-here exists" in ret["comment"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another user needs root")
+def test_userfs_acts_with_the_users_rights_only():
+    """As 'nobody': root's 0600 file is unreadable and root's directory not
+    writable, whatever the path (the kernel checks, not the module)."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="saltcluster-userfs-"))  # pytest's tmp root is 0700
+    try:
+        root.chmod(0o755)
+        secret = root / "secret"
+        secret.write_text("root only\n")
+        secret.chmod(0o600)
+        info = userfs.inspect(str(secret), user="nobody")
+        assert info["kind"] == "file" and info["uid"] == 0 and "content" not in info and not info["owned_alone"]
+        with pytest.raises(userfs.CommandExecutionError, match="Permission denied"):
+            userfs.write(str(root / "new"), "x", user="nobody")
+        assert os.listdir(root) == ["secret"] and secret.read_text() == "root only\n"
+    finally:
+        shutil.rmtree(root)
+
+
 class Pw:
     def __init__(self, name, uid):
         self.pw_name, self.pw_uid = name, uid
@@ -226,9 +371,14 @@ def test_uid_relocate_usermod_failure(passwd):
     assert ret["result"] is False and "user busy" in ret["comment"]
 
 
-def test_real_passwd_is_readable():
-    # the module reads the real database when not patched
+def test_real_passwd_is_read_when_not_patched():
+    """uid 0 is root on every machine: unpatched, uid_free asks the real
+    database and names root as the holder (and as the owner of its uid)."""
     assert pwd.getpwuid(0).pw_name == "root"
+    ret = cluster_user.uid_free("jobhandler", 0)
+    assert ret["result"] is False and "uid 0 wanted for jobhandler is held by 'root'" in ret["comment"]
+    ret = cluster_user.uid_free("root", 0)
+    assert ret == {"name": "root", "changes": {}, "result": True, "comment": "uid 0 already belongs to root"}
 
 
 # -- mpi_venv: the pypi provider's MPICH in a venv at one prefix

@@ -1,13 +1,16 @@
 ---
-{#- Hydra's hostfile: the compute members with their slots. #}
+{#- Hydra's hostfile: the compute members with their slots.  Written as the
+    MPI user (user_file, not file.managed): the home is the user's, so a link
+    the user puts at this name is replaced, never followed as root. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 
 include:
   - {{ tplroot }}.users
 
+{#- the ID predates user_file; membership and tests know it by this name #}
 cluster-mpi-hostfile-file-managed:
-  file.managed:
+  user_file.managed:
     - name: {{ sc.mpi.hostfile }}
     - user: {{ sc.user.name }}
     - group: {{ sc.user.group }}

@@ -1,7 +1,9 @@
 ---
 {#- The example MPI programs: sources from the tree into the shared home,
     built into the bin directory with the provider's mpicc (mpi:mpicc) only
-    when a source or the compiler changes. #}
+    when a source or the compiler changes.  Everything under the home is
+    written as the MPI user (user_file, mpi_program): a link the user puts
+    in place of a file or directory is replaced, never followed as root. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 {%- set user = sc.user %}
@@ -12,8 +14,8 @@ include:
 
 {%- for dir in (sc.mpi.src_dir, sc.mpi.bin_dir) %}
 
-cluster-mpi-programs-file-directory-{{ dir }}:
-  file.directory:
+cluster-mpi-programs-user-file-directory-{{ dir }}:
+  user_file.directory:
     - name: {{ dir }}
     - user: {{ user.name }}
     - group: {{ user.group }}
@@ -24,15 +26,15 @@ cluster-mpi-programs-file-directory-{{ dir }}:
 
 {%- for prog in sc.mpi.programs %}
 
-cluster-mpi-programs-file-managed-{{ prog }}-source:
-  file.managed:
+cluster-mpi-programs-user-file-managed-{{ prog }}-source:
+  user_file.managed:
     - name: {{ sc.mpi.src_dir }}/{{ prog }}.c
     - source: salt://{{ tplroot }}/files/mpi/{{ prog }}.c
     - user: {{ user.name }}
     - group: {{ user.group }}
     - mode: '0644'
     - require:
-      - file: cluster-mpi-programs-file-directory-{{ sc.mpi.src_dir }}
+      - user_file: cluster-mpi-programs-user-file-directory-{{ sc.mpi.src_dir }}
 
 cluster-mpi-programs-mpi-program-built-{{ prog }}:
   mpi_program.built:
@@ -41,7 +43,7 @@ cluster-mpi-programs-mpi-program-built-{{ prog }}:
     - mpicc: {{ sc.mpi.mpicc }}
     - runas: {{ user.name }}
     - require:
-      - file: cluster-mpi-programs-file-managed-{{ prog }}-source
-      - file: cluster-mpi-programs-file-directory-{{ sc.mpi.bin_dir }}
+      - user_file: cluster-mpi-programs-user-file-managed-{{ prog }}-source
+      - user_file: cluster-mpi-programs-user-file-directory-{{ sc.mpi.bin_dir }}
       - sls: {{ tplroot }}.mpi.package
 {%- endfor %}

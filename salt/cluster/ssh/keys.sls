@@ -1,6 +1,8 @@
 ---
 {#- One key pair for the MPI user, made once on the master in the shared
-    home, and its public half authorised; the nodes see both through NFS. #}
+    home, and its public half authorised; the nodes see both through NFS.
+    All of it written as the MPI user (user_file): a link the user puts in
+    place of ~/.ssh or a key file is replaced, never followed as root. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 {%- set user = sc.user %}
@@ -9,8 +11,8 @@
 include:
   - {{ tplroot }}.users
 
-cluster-ssh-keys-file-directory-dot-ssh:
-  file.directory:
+cluster-ssh-keys-user-file-directory-dot-ssh:
+  user_file.directory:
     - name: {{ user.home }}/.ssh
     - user: {{ user.name }}
     - group: {{ user.group }}
@@ -18,28 +20,21 @@ cluster-ssh-keys-file-directory-dot-ssh:
     - require:
       - user: cluster-users-user-present-{{ user.name }}
 
-cluster-ssh-keys-cmd-run-keygen:
-  cmd.run:
-    - name: ssh-keygen -q -t {{ sc.ssh.key_type }} -N '' -C '{{ user.name }}@saltcluster' -f {{ key }}
-    - runas: {{ user.name }}
-    - creates: {{ key }}
-    - require:
-      - file: cluster-ssh-keys-file-directory-dot-ssh
-
-cluster-ssh-keys-file-managed-private-key-mode:
-  file.managed:
+cluster-ssh-keys-user-file-keypair:
+  user_file.keypair:
     - name: {{ key }}
-    - replace: false
     - user: {{ user.name }}
     - group: {{ user.group }}
-    - mode: '0600'
+    - key_type: {{ sc.ssh.key_type }}
+    - comment: {{ user.name }}@saltcluster
     - require:
-      - cmd: cluster-ssh-keys-cmd-run-keygen
+      - user_file: cluster-ssh-keys-user-file-directory-dot-ssh
 
-cluster-ssh-keys-cmd-run-authorize:
-  cmd.run:
-    - name: cat {{ key }}.pub >> {{ user.home }}/.ssh/authorized_keys && chmod 600 {{ user.home }}/.ssh/authorized_keys
-    - runas: {{ user.name }}
-    - unless: grep -qxF "$(cat {{ key }}.pub)" {{ user.home }}/.ssh/authorized_keys
+cluster-ssh-keys-user-file-authorized-key:
+  user_file.authorized_key:
+    - name: {{ user.home }}/.ssh/authorized_keys
+    - source: {{ key }}.pub
+    - user: {{ user.name }}
+    - group: {{ user.group }}
     - require:
-      - cmd: cluster-ssh-keys-cmd-run-keygen
+      - user_file: cluster-ssh-keys-user-file-keypair

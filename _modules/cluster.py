@@ -9,6 +9,8 @@ the Salt mine entry ``saltcluster_host`` that every minion publishes with
 module, so no host list is written twice.
 """
 
+import base64
+import binascii
 import copy
 import glob
 import ipaddress
@@ -17,6 +19,7 @@ import logging
 import os
 import pwd
 import re
+import socket
 
 import salt.utils.dictupdate
 import salt.utils.files
@@ -42,9 +45,10 @@ NFS_OPTIONS = {
     "secure", "insecure", "wdelay", "no_wdelay", "hide", "nohide",
     "crossmnt", "sec=sys", "sec=krb5", "sec=krb5i", "sec=krb5p",
 }  # fmt: skip
+# \Z, not $: `$` also matches before a trailing newline ("node1\n")
 HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
@@ -132,8 +136,8 @@ def _derive(cfg, grains):
     for name, leaf in (("hostfile", "hosts"), ("bin_dir", "bin"), ("src_dir", "src")):
         if cfg["mpi"][name] is None:
             cfg["mpi"][name] = f"{home}/{leaf}"
-    if not cfg["nfs"]["clients"]:
-        cfg["nfs"]["clients"] = [cfg["network"]["cidr"]]
+    # nfs:clients stays empty unless pillar names clients: the export then
+    # lists the compute members' addresses (salt/cluster/nfs/server/config.sls)
     mpi = cfg["mpi"]
     if mpi["provider"] is None:
         mpi["provider"] = release_provider(mpi, grains)
@@ -254,7 +258,13 @@ def validate(cfg, grains=None):
         if opt not in NFS_OPTIONS and not re.match(r"^(anonuid|anongid|fsid)=\d+$", opt):
             _bad("nfs:options", opt, "is not an exports(5) option")
         if opt in ("no_root_squash", "insecure"):
-            # root on any node would own the shared home, jobhandler's private key included
+            # no_root_squash: root on a client would own every file of the
+            # shared home outright.  root_squash is no protection of the MPI
+            # user's files, though: with sec=sys the server believes the uid a
+            # client sends, so root on any host that may mount the export can
+            # become uid 100 (su, setuid) and read jobhandler's private key.
+            # Only the hosts the export lists are trusted that far, which is
+            # why it lists the compute members' addresses and not the cidr.
             _bad("nfs:options", opt, "saltcluster exports the shared home with root_squash and secure only")
     _str_list(cfg, "nfs:mount_options")
     _int(cfg, "nfs:server_wait_seconds", 0, 3600)
@@ -273,16 +283,24 @@ def validate(cfg, grains=None):
             _bad("mpi:allowed_dirs", path, "must be an absolute path without '..'")
     _str_list(cfg, "mpi:programs")
     for prog in cfg["mpi"]["programs"]:
-        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$", prog):
+        # fullmatch: "$" would let a trailing newline through
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", prog):
             _bad("mpi:programs", prog, "is not a plain program name")
     _int(cfg, "mpi:slots", 1, 4096, allow_none=True)
+    # mpi.run's limits against its callers: longest timeout, most ranks,
+    # bytes of output kept
+    _int(cfg, "mpi:max_timeout", 1, 7 * 86400)
     _int(cfg, "mpi:timeout", 1, 7 * 86400)
-    if not isinstance(cfg["mpi"]["ucx_tls"], str) or not re.match(
-        r"^[a-z0-9_]+(,[a-z0-9_]+)*$", cfg["mpi"]["ucx_tls"]
+    if cfg["mpi"]["timeout"] > cfg["mpi"]["max_timeout"]:
+        _bad("mpi:timeout", cfg["mpi"]["timeout"], f"must not exceed mpi:max_timeout ({cfg['mpi']['max_timeout']})")
+    _int(cfg, "mpi:max_np", 1, 65536, allow_none=True)
+    _int(cfg, "mpi:max_output", 1024, 2**30)
+    if not isinstance(cfg["mpi"]["ucx_tls"], str) or not re.fullmatch(
+        r"[a-z0-9_]+(,[a-z0-9_]+)*", cfg["mpi"]["ucx_tls"]
     ):
         _bad("mpi:ucx_tls", cfg["mpi"]["ucx_tls"], "must be a comma list of UCX transports")
     dev = cfg["mpi"]["ucx_net_device"]
-    if dev is not None and not (isinstance(dev, str) and DEVICE_RE.match(dev)):
+    if dev is not None and not (isinstance(dev, str) and DEVICE_RE.fullmatch(dev)):
         _bad("mpi:ucx_net_device", dev, "is not a network device name")
     # web and lb
     _int(cfg, "web:port", 1, 65535)
@@ -407,11 +425,94 @@ def settings(overrides=None, cached=False):
         return settings(overrides=overrides, cached=False)
 
 
+# -- membership: the mine entry every host publishes, and what members() takes of it
+#
+# A member's mine entry is written by that member alone: root on one node can
+# publish anything under its own minion id (`salt-call mine.send ...`), and
+# only the minion's key, which the master accepted, vouches for that id.  So
+# a member's name is its minion id, every published field is checked, and an
+# entry that fails a check is dropped alone (logged with the id and the bad
+# value): one bad entry never stops another host's render.
+
+MAX_CPUS = 4096  # as mpi:slots
+MAX_ADDRS = 1024
+MAX_HOST_KEYS = 16
+HOST_KEY_TYPES = (
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+)  # fmt: skip
+# `<type> <base64>`, used with fullmatch (an RSA key of 16384 bits is ~2.8k characters)
+HOST_KEY_RE = re.compile(r"(?P<type>[A-Za-z0-9@.-]{1,64}) (?P<blob>[A-Za-z0-9+/]{4,8192}={0,2})")
+# names a Debian /etc/hosts gives the machine itself: never a member's
+RESERVED_NAMES = {
+    "localhost", "localhost.localdomain", "broadcasthost", "ip6-localhost", "ip6-loopback",
+    "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters", "ip6-allhosts",
+}  # fmt: skip
+# the markers around the members block cluster.hosts keeps (salt/cluster/hosts/init.sls)
+HOSTS_BLOCK_BEGIN = "# BEGIN saltcluster members"
+HOSTS_BLOCK_END = "# END saltcluster members"
+
+
+class _Refused(Exception):
+    """A mine entry members() does not use; the message names the bad value."""
+
+
+def _show(value, limit=200):
+    """``value``'s repr (control characters visible), cut for the log."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _host_key_error(key):
+    """Why ``key`` is not a public host key ``<type> <base64>`` of a known
+    type whose blob starts with that type, or None if it is one."""
+    if not isinstance(key, str):
+        return f"host key {_show(key)} is not a string"
+    found = HOST_KEY_RE.fullmatch(key)
+    if not found:
+        return f"host key {_show(key)} is not '<type> <base64>'"
+    kind = found["type"]
+    if kind not in HOST_KEY_TYPES:
+        return f"host key {_show(key)} is of type {kind!r}, not one of {', '.join(HOST_KEY_TYPES)}"
+    try:
+        blob = base64.b64decode(found["blob"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return f"host key {_show(key)} is not base64 ({exc})"
+    size = int.from_bytes(blob[:4], "big")
+    if len(blob) <= 4 + size or blob[4 : 4 + size] != kind.encode():
+        return f"host key {_show(key)} does not hold a {kind} key"
+    return None
+
+
+def _reads_as_address(name):
+    """True for a name a resolver or ssh could take for an IPv4 address:
+    one inet_aton(3) parses (10.5.5.10, 0xa05050a, 167052554), or one whose
+    last label is all digits (RFC 3696 2)."""
+    try:
+        socket.inet_aton(name)
+        return True
+    except OSError:
+        return name.rsplit(".", 1)[-1].isdigit()
+
+
+def _ip(value):
+    """``value`` as an address if it is one in its canonical text form."""
+    if not isinstance(value, str):
+        return None
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return addr if str(addr) == value else None
+
+
 def host_info():
     """
     What this host publishes to the mine (entry ``saltcluster_host``): its
     cluster name (the minion id: name minions as the hosts are to be called,
     e.g. ``node1``), roles, IPv4 addresses, cpu count and ssh host public keys.
+    Only what :py:func:`members` accepts: roles outside master, compute and
+    gateway, and .pub files that hold no host key, are left out (logged).
 
     CLI Example:
 
@@ -422,15 +523,23 @@ def host_info():
     keys = []
     for path in sorted(glob.glob("/etc/ssh/ssh_host_*_key.pub")):
         with salt.utils.files.fopen(path) as fh:
-            parts = fh.read().split()
-        if len(parts) >= 2:
-            keys.append(f"{parts[0]} {parts[1]}")
+            key = " ".join(fh.read().split()[:2])
+        problem = _host_key_error(key)
+        if problem:
+            log.warning("saltcluster: not publishing %s: %s", path, problem)
+            continue
+        keys.append(key)
     roles = __grains__.get("roles") or []
     if isinstance(roles, str):
         roles = [roles]
+    if not isinstance(roles, list):
+        roles = [roles]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        log.warning("saltcluster: grain roles %s: publishing only %s", _show(unknown), ", ".join(ROLES))
     return {
         "host": __opts__["id"],
-        "roles": sorted(roles),
+        "roles": sorted({r for r in roles if r in ROLES}),
         "addrs": __salt__["network.ip_addrs"](include_loopback=True),
         "num_cpus": __grains__.get("num_cpus", 1),
         "host_keys": keys,
@@ -438,21 +547,218 @@ def host_info():
 
 
 def _pick_addr(addrs, net):
+    """The first of ``addrs`` inside ``net`` that a host can hold (not the
+    network's own address nor its broadcast), or None."""
+    unusable = {net.network_address, net.broadcast_address} if net.num_addresses > 2 else set()
     for addr in addrs or []:
-        try:
-            if ipaddress.ip_address(addr) in net:
-                return addr
-        except ValueError:
-            continue
+        ip = _ip(addr)
+        if ip is not None and ip.version == net.version and ip in net and ip not in unusable:
+            return addr
     return None
+
+
+def _member(minion_id, info, net):
+    """The member minion ``minion_id``'s mine entry ``info`` describes, or
+    None when it has no address in ``net``.  Raises _Refused naming the
+    first bad value."""
+    if not isinstance(minion_id, str) or not HOSTNAME_RE.fullmatch(minion_id):
+        raise _Refused(f"minion id {_show(minion_id)} is not a host name")
+    if minion_id.lower() in RESERVED_NAMES or _reads_as_address(minion_id):
+        raise _Refused(f"minion id {minion_id!r} names the machine itself or reads as an address")
+    if not isinstance(info, dict):
+        raise _Refused(f"entry {_show(info)} is not a mapping")
+    host = info.get("host", minion_id)
+    if host != minion_id:
+        raise _Refused(f"host {_show(host)} is not its minion id")
+    roles = info.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) and r in ROLES for r in roles):
+        raise _Refused(f"roles {_show(roles)} are not a list of {', '.join(ROLES)}")
+    cpus = info.get("num_cpus")
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
+        raise _Refused(f"num_cpus {_show(cpus)} is not an integer from 1 to {MAX_CPUS}")
+    keys = info.get("host_keys")
+    if not isinstance(keys, list) or len(keys) > MAX_HOST_KEYS:
+        raise _Refused(f"host_keys {_show(keys)} are not a list of at most {MAX_HOST_KEYS} keys")
+    for key in keys:
+        problem = _host_key_error(key)
+        if problem:
+            raise _Refused(problem)
+    addrs = info.get("addrs")
+    if not isinstance(addrs, list) or len(addrs) > MAX_ADDRS:
+        raise _Refused(f"addrs {_show(addrs)} are not a list of at most {MAX_ADDRS} addresses")
+    for addr in addrs:
+        if _ip(addr) is None:
+            raise _Refused(f"address {_show(addr)} is not an IP address")
+    addr = _pick_addr(addrs, net)
+    if addr is None:
+        return None
+    return {
+        "id": minion_id,
+        "name": minion_id,
+        "addr": addr,
+        "roles": sorted(set(roles)),
+        "num_cpus": cpus,
+        "host_keys": list(keys),
+    }
+
+
+def _running_block(path):
+    """The ``(addr, name)`` lines of the members block in the hosts file at
+    ``path``: what this host's last cluster.hosts run wrote.  [] when there
+    is no complete block."""
+    try:
+        with salt.utils.files.fopen(path) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    pairs, inside = [], False
+    for line in lines:
+        if line.startswith(HOSTS_BLOCK_BEGIN):
+            pairs, inside = [], True
+        elif line.startswith(HOSTS_BLOCK_END) and inside:
+            return pairs
+        elif inside and len(line.split()) == 2:
+            pairs.append(tuple(line.split()))
+    return []
+
+
+def _keeper(claimants, this_id, this_hosts, held, master_host):
+    """Who of ``claimants`` (members claiming one name or address) keeps it,
+    and why: ``(member or None, reason)``.  ``this_hosts``: the value is
+    certainly this host's own; ``held``: the names the running block gives
+    it."""
+    if this_hosts:
+        own = [c for c in claimants if c["id"] == this_id]
+        return (own[0] if own else None), "it is this host's own"
+    for why, found in (
+        ("this host's own entry", [c for c in claimants if c["id"] == this_id]),
+        ("this host's running members block", [c for c in claimants if c["name"] in held]),
+        ("network:master_host", [c for c in claimants if c["name"] == master_host]),
+    ):
+        if len(found) == 1:
+            return found[0], why
+    return None, "nothing tells the claimants apart"
+
+
+def _own_addrs(mine):
+    """This host's addresses: as its own mine entry (its own publication)
+    lists them, or from its interfaces when the mine has no entry of it."""
+    own = mine.get(__opts__["id"])
+    if isinstance(own, dict) and isinstance(own.get("addrs"), list):
+        return {a for a in own["addrs"] if _ip(a) is not None}
+    return set(__salt__["network.ip_addrs"](include_loopback=True))
+
+
+def _settle_claims(candidates, net, cfg, mine):
+    """
+    The members of ``candidates`` whose name and address are theirs alone.
+
+    Names are the minion ids, but the resolver and ssh compare them without
+    case (``MASTER`` is ``master``), and an address in the cidr can be
+    claimed by anyone.  A member claiming a name or an address that another
+    member claims too never displaces the member it belongs to: that one
+    keeps it by the first rule that picks exactly one claimant, and every
+    other claimant is dropped (logged):
+
+    1. this host's own: its minion id and its addresses (no other member
+       gets those even uncontested), or what its own mine entry claims;
+    2. this host's running members block in ``network:hosts_file`` (the
+       lines its last cluster.hosts run wrote): the existing member keeps
+       its address and name, a newcomer claiming them is refused;
+    3. the member named ``network:master_host`` (pillar, not the mine).
+
+    If no rule picks one, every claimant is dropped.  Limits: Salt 3008.4
+    has no record of which address a minion really uses (the master's
+    ``connected_ids`` matches the minion's own ``ipv4`` grain, which the
+    minion writes), so on a host without a running block (one that has just
+    joined, or whose block was removed) a member that is neither this host
+    nor the master can be kept out by another member claiming its address,
+    until the two claims no longer meet; and a block written before these
+    checks existed is trusted as it is.  In a loopback cidr every member is
+    this machine (the integration tests): addresses are shared, not claimed.
+    """
+    this_id = __opts__["id"]
+    shared = net.is_loopback
+    own_addrs = set() if shared else _own_addrs(mine)
+    contests = {}
+    for member in candidates:
+        contests.setdefault(("name", member["name"].lower()), []).append(member)
+        if not shared:
+            contests.setdefault(("address", member["addr"]), []).append(member)
+    block = None
+    refused = {}
+    for (what, value), claimants in contests.items():
+        this_hosts = value == this_id.lower() if what == "name" else value in own_addrs
+        if len(claimants) == 1 and (not this_hosts or claimants[0]["id"] == this_id):
+            continue
+        if block is None:  # read only when there is a contest
+            block = _running_block(cfg["network"]["hosts_file"])
+        held = {n for a, n in block if what == "name" or a == value}
+        keeper, why = _keeper(claimants, this_id, this_hosts, held, cfg["network"]["master_host"])
+        others = ", ".join(sorted(c["id"] for c in claimants if c is not keeper))
+        verdict = f"{keeper['id']} keeps it" if keeper else "nobody keeps it"
+        for loser in claimants:
+            if loser is not keeper:
+                refused.setdefault(loser["id"], f"{what} {value} is claimed by {others}; {verdict} ({why})")
+    for minion_id, reason in sorted(refused.items()):
+        log.warning("saltcluster: refusing the %s entry of %r: %s", MINE_ENTRY, minion_id, reason)
+    return [m for m in candidates if m["id"] not in refused]
+
+
+def _read_mine():
+    mine = __salt__["mine.get"]("*", MINE_ENTRY)
+    if not mine and __opts__.get("file_client") == "local":
+        # masterless: a cluster of this one host
+        return {__opts__["id"]: host_info()}
+    if not mine:
+        # every member publishes itself, this host included: no data at
+        # all means the master could not be asked, not an empty cluster.
+        # Failing the render keeps hosts, known_hosts, hostfile and
+        # upstream as they are instead of emptying them.
+        raise CommandExecutionError(
+            f"saltcluster: the mine returned no {MINE_ENTRY} data at all (master unreachable, or "
+            "mine.update never ran); keeping the running membership files"
+        )
+    return mine
+
+
+def _members(cfg, role=None, mine=None):
+    net = ipaddress.ip_network(cfg["network"]["cidr"], strict=False)
+    mine = _read_mine() if mine is None else (mine or {})
+    candidates = []
+    for minion_id, info in sorted(mine.items(), key=lambda item: str(item[0])):
+        try:
+            member = _member(minion_id, info, net)
+        except _Refused as exc:
+            log.warning("saltcluster: refusing the %s entry of %s: %s", MINE_ENTRY, _show(minion_id), exc)
+            continue
+        if member is None:
+            log.info("saltcluster: %s has no usable address in %s, not a member", minion_id, net)
+            continue
+        candidates.append(member)
+    result = _settle_claims(candidates, net, cfg, mine)
+    if role is not None:
+        result = [m for m in result if role in m["roles"]]
+    result.sort(key=lambda m: _natural(m["name"]))
+    return result
 
 
 def members(role=None, mine=None, cidr=None):
     """
     Cluster members from the mine, sorted by name: a list of dicts with
-    ``id``, ``name``, ``addr`` (the address inside ``network:cidr``), ``roles``,
-    ``num_cpus`` and ``host_keys``.  Hosts with no address in the cidr are
-    not members.  ``role`` keeps only hosts holding that role.
+    ``id``, ``name`` (the minion id), ``addr`` (the address inside
+    ``network:cidr``), ``roles``, ``num_cpus`` and ``host_keys``.  Hosts with
+    no address in the cidr are not members.  ``role`` keeps only hosts
+    holding that role; ``cidr`` stands in for ``network:cidr``.
+
+    Each host's entry is checked before use, and one that fails is dropped
+    alone with a warning naming the minion id and the bad value: a published
+    ``host`` other than the minion id, roles that are not a list of master,
+    compute and gateway, a ``num_cpus`` that is not an integer from 1 to
+    4096, an address that is not an IP address, a host key that is not
+    ``<type> <base64>`` of a known type.  A member claiming another's name
+    (compared without case) or address never displaces it (see
+    ``_settle_claims`` for who keeps a contested one, and the limits).
 
     CLI Example:
 
@@ -460,48 +766,10 @@ def members(role=None, mine=None, cidr=None):
 
         salt master cluster.members compute
     """
-    if cidr is None:
-        cidr = settings()["network"]["cidr"]
-    net = ipaddress.ip_network(cidr, strict=False)
-    if mine is None:
-        mine = __salt__["mine.get"]("*", MINE_ENTRY)
-        if not mine and __opts__.get("file_client") == "local":
-            # masterless: a cluster of this one host
-            mine = {__opts__["id"]: host_info()}
-        elif not mine:
-            # every member publishes itself, this host included: no data at
-            # all means the master could not be asked, not an empty cluster.
-            # Failing the render keeps hosts, known_hosts, hostfile and
-            # upstream as they are instead of emptying them.
-            raise CommandExecutionError(
-                f"saltcluster: the mine returned no {MINE_ENTRY} data at all (master unreachable, or "
-                "mine.update never ran); keeping the running membership files"
-            )
-    result = []
-    for minion_id, info in sorted((mine or {}).items()):
-        if not isinstance(info, dict):
-            log.warning("saltcluster: ignoring mine data of %s: %r", minion_id, info)
-            continue
-        addr = _pick_addr(info.get("addrs"), net)
-        name = info.get("host") or minion_id
-        if addr is None or not HOSTNAME_RE.match(str(name)):
-            log.info("saltcluster: %s has no usable address in %s, not a member", minion_id, net)
-            continue
-        roles = info.get("roles") or []
-        if role is not None and role not in roles:
-            continue
-        result.append(
-            {
-                "id": minion_id,
-                "name": name,
-                "addr": addr,
-                "roles": list(roles),
-                "num_cpus": int(info.get("num_cpus") or 1),
-                "host_keys": list(info.get("host_keys") or []),
-            }
-        )
-    result.sort(key=lambda m: _natural(m["name"]))
-    return result
+    cfg = settings()
+    if cidr is not None:
+        cfg["network"]["cidr"] = cidr
+    return _members(cfg, role=role, mine=mine)
 
 
 def _natural(name):
@@ -553,7 +821,7 @@ def hostfile(mine=None):
     """
     cfg = settings()
     lines = []
-    for member in members("compute", mine=mine, cidr=cfg["network"]["cidr"]):
+    for member in _members(cfg, "compute", mine=mine):
         slots = cfg["mpi"]["slots"] or member["num_cpus"]
         lines.append(f"{member['name']}:{slots}")
     return "\n".join(lines)
@@ -580,7 +848,7 @@ def upstream(mine=None):
             "port": lb["backend_port"],
             "weight": lb["weights"].get(m["name"], 1),
         }
-        for m in members("compute", mine=mine, cidr=cfg["network"]["cidr"])
+        for m in _members(cfg, "compute", mine=mine)
     ]
     if not backends:
         raise CommandExecutionError(

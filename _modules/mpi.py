@@ -7,14 +7,26 @@ from membership.  Program names resolve inside ``mpi:bin_dir`` (or one of
 ``mpi:allowed_dirs``); everything is passed to ``mpiexec`` as an argument
 list, never through a shell.  ``mpiexec`` is the configured provider's
 (``mpi:mpiexec``: Debian's, or the PyPI wheel's in ``mpi:pypi:prefix``).
+
+``mpi.run``'s callers are not trusted: whatever they pass, Hydra sees one
+section (our options, then the resolved program and its arguments), the
+ranks get no variable that loads code, a job is bounded in ranks
+(``mpi:max_np``), time (``mpi:max_timeout``) and kept output
+(``mpi:max_output``), and a timeout ends that job's processes on every host
+and nothing of another job's (see :py:func:`run`).
 """
 
 import logging
+import math
 import os
 import pwd
 import re
+import selectors
 import shlex
+import signal
+import subprocess
 import time
+import uuid
 
 import salt.utils.files
 import salt.utils.path
@@ -24,10 +36,73 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "mpi"
 
-PROGRAM_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-SHELL_META = set(";&|`$<>(){}\\\n\r*?![]~'\"")
+# every pattern below is used with fullmatch: "$" would let a trailing
+# newline through
+PROGRAM_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+JOB_RE = re.compile(r"[0-9a-f]{32}")
+UINT_RE = re.compile(r"[0-9]{1,9}")
+SHELL_META = set(";&|`$<>(){}\\\n\r*?![]~'\"\0")
 HELLOW_RE = re.compile(r"rank (\d+) of (\d+) on (\S+)")
-TIMED_OUT = "timed out"
+# Hydra's MPMD separator: an argument equal to it after the program starts
+# a new section (options, then another executable)
+MPMD_SEPARATOR = ":"
+# the tag every process of one job carries in its environment
+JOB_VAR = "SALTCLUSTER_JOB"
+TIMEOUT_RETCODE = 124  # as timeout(1)
+# after a timeout: how long mpiexec gets to end its job itself (Hydra tears
+# down proxies and ranks on SIGTERM) before SIGKILL
+TERM_GRACE = 3.0
+# after mpiexec exits: how long its pipes may stay open
+DRAIN_GRACE = 2.0
+CHUNK = 65536
+
+# Variables env= may not set, with the reason the refusal gives.  Names are
+# compared in upper case.  MPIR_CVAR_* (MPICH's ~470 tuning knobs), OMP_*,
+# UCX_* transport settings and a program's own variables pass.
+ENV_REFUSED_PREFIXES = (
+    ("LD_", "a dynamic loader variable (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH load code into every rank)"),
+    ("HYDRA_", "read by Hydra, the process manager"),
+    ("HYDI_", "read by Hydra, the process manager"),
+    ("PMI_", "the ranks' channel to their process manager"),
+    ("PMIX_", "the ranks' channel to their process manager"),
+    ("MPIEXEC_", "read by mpiexec"),
+    ("MPICH_DBG", "MPICH's debug log (writes files)"),
+    ("MPL_DBG", "MPICH's debug log (writes files)"),
+    ("SALTCLUSTER_", "saltcluster's own (the job tag a timeout kills by)"),
+    ("PYTHON", "an interpreter's startup hook"),
+    ("PERL5", "an interpreter's startup hook"),
+    ("RUBY", "an interpreter's startup hook"),
+    ("BASH_FUNC_", "an interpreter's startup hook"),
+)
+ENV_REFUSED = {
+    # glibc drops these for setuid programs (sysdeps/generic/unsecvars.h):
+    # they load modules, name files or change name resolution
+    **dict.fromkeys(
+        ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE",
+         "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR"),
+        "one glibc ignores for setuid programs (loads modules or names files)",
+    ),  # fmt: skip
+    # UCX: run a command, load modules from a directory, write files
+    **dict.fromkeys(
+        ("UCX_GDB_COMMAND", "UCX_HANDLE_ERRORS", "UCX_ERROR_MAIL_TO", "UCX_ERROR_MAIL_FOOTER", "UCX_MODULE_DIR",
+         "UCX_LOG_FILE", "UCX_STATS_DEST", "UCX_MEMTRACK_DEST", "UCX_PROFILE_FILE"),
+        "a UCX setting that runs a command, loads modules or writes files",
+    ),  # fmt: skip
+    "FI_PROVIDER_PATH": "libfabric loads providers from it",
+    **dict.fromkeys(
+        ("ENV", "BASH_ENV", "PERLLIB", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"),
+        "an interpreter's startup hook",
+    ),
+    **dict.fromkeys(("PATH", "HOME", "USER", "LOGNAME", "SHELL", "IFS"), "set by mpi.run itself"),
+}
+# LD_DEBUG only makes ld.so describe its work on stderr; with its own
+# category words it can name no file (LD_DEBUG_OUTPUT stays refused)
+LD_DEBUG_WORDS = {
+    "all", "bindings", "files", "help", "libs", "reloc", "scopes", "statistics", "symbols", "tls", "unused",
+    "versions",
+}  # fmt: skip
 
 
 def __virtual__():
@@ -38,14 +113,9 @@ def __virtual__():
     return __virtualname__
 
 
-def _as_user(cfg, cmd, **kwargs):
-    """Run ``cmd`` (an argument list) as the MPI user, without a shell.
-
-    Salt's ``runas=`` first starts ``su - USER -c python`` to capture the
-    user's login environment: in the lab's guests that cost more than the
-    whole MPI job.  ``setpriv`` drops to the user's uid, gid and groups and
-    execs the command (same pid, so a timeout kills mpiexec itself) with a
-    small fixed environment."""
+def _user_env(cfg):
+    """The MPI user's passwd entry and the small fixed environment its
+    commands get (nothing of the minion's)."""
     user = cfg["user"]["name"]
     try:
         entry = pwd.getpwnam(user)
@@ -53,9 +123,8 @@ def _as_user(cfg, cmd, **kwargs):
         raise CommandExecutionError(f"mpi: user {user!r} does not exist on this host (apply cluster.users)")
     if entry.pw_uid == 0:
         raise CommandExecutionError(f"mpi: user {user!r} has uid 0: jobs never run as root")
-    home = cfg["user"]["home"]
     env = {
-        "HOME": home,
+        "HOME": cfg["user"]["home"],
         "USER": user,
         "LOGNAME": user,
         "SHELL": entry.pw_shell,
@@ -66,10 +135,134 @@ def _as_user(cfg, cmd, **kwargs):
     if cfg["mpi"]["library_dirs"]:
         # programs built by Debian's mpicc find the provider's libmpich.so.12
         env["LD_LIBRARY_PATH"] = ":".join(cfg["mpi"]["library_dirs"])
-    wrapped = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--", *cmd]
+    return entry, env
+
+
+def _setpriv(entry, cmd):
+    """``cmd`` behind setpriv: the MPI user's uid, gid and groups, then exec
+    (same pid)."""
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--", *cmd]
+
+
+def _as_user(cfg, cmd, **kwargs):
+    """Run ``cmd`` (an argument list) as the MPI user, without a shell.
+
+    Salt's ``runas=`` first starts ``su - USER -c python`` to capture the
+    user's login environment: in the lab's guests that cost more than the
+    whole MPI job.  ``setpriv`` drops to the user's uid, gid and groups and
+    execs the command with a small fixed environment."""
+    entry, env = _user_env(cfg)
     return __salt__["cmd.run_all"](
-        wrapped, python_shell=False, clean_env=True, env=env, cwd=home, **kwargs
+        _setpriv(entry, cmd), python_shell=False, clean_env=True, env=env, cwd=cfg["user"]["home"], **kwargs
     )
+
+
+class _Capped:
+    """One output stream kept to ``limit`` bytes: its first half and its
+    last half, and the count of what fell between."""
+
+    def __init__(self, limit):
+        self.tail_limit = limit // 2
+        self.head_limit = limit - self.tail_limit
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def add(self, chunk):
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk and self.tail_limit:
+            self.tail += chunk
+            del self.tail[: max(0, len(self.tail) - self.tail_limit)]
+
+    def cut(self):
+        return self.total - len(self.head) - len(self.tail)
+
+    def text(self, name):
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        cut = self.cut()
+        if not cut:
+            return (head + tail).rstrip()
+        limit = self.head_limit + self.tail_limit
+        note = (
+            f"\n[mpi.run: {cut} bytes of {name} cut here: output is kept to its first {self.head_limit} and "
+            f"last {self.tail_limit} bytes (mpi:max_output={limit})]\n"
+        )
+        return (head + note + tail).rstrip()
+
+
+def _stop(proc):
+    """End ``proc`` (mpiexec, by its pid): SIGTERM, which Hydra answers by
+    ending its proxies and ranks, then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, None)):
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run_bounded(argv, env, cwd, timeout, max_output):
+    """Run ``argv`` (no shell, empty stdin) and return ``retcode``,
+    ``stdout``, ``stderr``, ``pid``, ``timed_out`` and ``output_cut``.
+
+    Each stream keeps at most ``max_output`` bytes (head and tail; the bytes
+    between are read and dropped, so the program never blocks on a full
+    pipe and memory stays bounded).  Past ``timeout`` seconds the process
+    (``argv[0]``'s pid, which setpriv keeps for mpiexec) is ended."""
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+        close_fds=True, start_new_session=True,
+    )  # fmt: skip
+    streams = {proc.stdout: ("stdout", _Capped(max_output)), proc.stderr: ("stderr", _Capped(max_output))}
+    deadline = time.monotonic() + timeout
+    timed_out, exited = False, None
+    with selectors.DefaultSelector() as sel:
+        for pipe in streams:
+            sel.register(pipe, selectors.EVENT_READ)
+        try:
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= deadline:
+                    timed_out = proc.poll() is None
+                    break
+                if proc.poll() is not None:
+                    # mpiexec is done; a pipe still open belongs to a stray
+                    exited = exited or now
+                    if now - exited > DRAIN_GRACE:
+                        break
+                for key, _ in sel.select(min(deadline - now, 0.5)):
+                    chunk = os.read(key.fd, CHUNK)
+                    if chunk:
+                        streams[key.fileobj][1].add(chunk)
+                    else:
+                        sel.unregister(key.fileobj)
+            if not timed_out:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            if timed_out:
+                _stop(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for pipe in streams:
+                pipe.close()
+    return {
+        "retcode": proc.returncode,
+        "pid": proc.pid,
+        "timed_out": timed_out,
+        **{name: buf.text(name) for name, buf in streams.values()},
+        "output_cut": {name: buf.cut() for name, buf in streams.values()},
+    }
 
 
 def _settings():
@@ -123,7 +316,7 @@ def hostfile(path=None):
             if not line:
                 continue
             host, _, slots = line.partition(":")
-            entries.append({"host": host, "slots": int(slots) if slots.isdigit() else 1})
+            entries.append({"host": host, "slots": int(slots) if UINT_RE.fullmatch(slots) else 1})
     return entries
 
 
@@ -154,7 +347,7 @@ def resolve(program):
             raise SaltInvocationError(
                 f"mpi.run: program {program!r} is outside the allowed directories {allowed}"
             )
-    elif PROGRAM_RE.match(program):
+    elif PROGRAM_RE.fullmatch(program):
         real = os.path.realpath(os.path.join(allowed[0], program))
         if not real.startswith(allowed[0] + os.sep):
             raise SaltInvocationError(f"mpi.run: program {program!r} escapes {allowed[0]}")
@@ -186,21 +379,51 @@ def programs():
     )
 
 
-def _check_np(np, total, oversubscribe):
-    if isinstance(np, bool):
-        raise SaltInvocationError(f"mpi.run: np={np!r} must be a positive integer")
-    try:
-        np = int(np)
-    except (TypeError, ValueError):
-        raise SaltInvocationError(f"mpi.run: np={np!r} must be a positive integer")
-    if np <= 0:
-        raise SaltInvocationError(f"mpi.run: np={np} must be a positive integer")
+def _positive_int(value, what):
+    """``value`` as a positive integer, or an error naming it (no bool, no
+    fraction, no inf or nan, no text but ASCII digits)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and UINT_RE.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SaltInvocationError(f"mpi.run: {what}={value!r} must be a positive integer")
+    return value
+
+
+def _max_np(cfg, total):
+    """The most ranks a job may start: ``mpi:max_np``, or four times the
+    slots of the chosen hosts when it is null."""
+    limit = cfg["mpi"]["max_np"]
+    return 4 * total if limit is None else limit
+
+
+def _check_np(np, total, oversubscribe, limit):
+    np = _positive_int(np, "np")
     if np > total and not oversubscribe:
         raise SaltInvocationError(
             f"mpi.run: np={np} is more than the {total} slots of the chosen hosts "
             "(pass oversubscribe=True to allow it)"
         )
+    if np > limit:
+        raise SaltInvocationError(
+            f"mpi.run: np={np} is more than the {limit} ranks a job may start (saltcluster:mpi:max_np: {limit}; "
+            "null means 4 x the slots of the chosen hosts), oversubscribed or not"
+        )
     return np
+
+
+def _env_refusal(name, value):
+    """Why ``name`` may not be set in the ranks' environment, or None."""
+    upper = name.upper()
+    if upper == "LD_DEBUG" and value and set(value.split(",")) <= LD_DEBUG_WORDS:
+        return None
+    if upper in ENV_REFUSED:
+        return ENV_REFUSED[upper]
+    for prefix, why in ENV_REFUSED_PREFIXES:
+        if upper.startswith(prefix):
+            return why
+    return None
 
 
 def _check_env(env):
@@ -208,43 +431,70 @@ def _check_env(env):
         return {}
     if not isinstance(env, dict):
         raise SaltInvocationError(f"mpi.run: env={env!r} must be a mapping of NAME: value")
+    checked = {}
     for key, value in env.items():
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(key)):
+        key, value = str(key), str(value)
+        if not ENV_NAME_RE.fullmatch(key):
             raise SaltInvocationError(f"mpi.run: env name {key!r} is not a variable name")
-        if set(str(value)) & {"\n", "\r", "\0"}:
-            raise SaltInvocationError(f"mpi.run: env {key}={value!r} holds a line break")
-    return {str(k): str(v) for k, v in env.items()}
+        if set(value) & {"\n", "\r", "\0"}:
+            raise SaltInvocationError(f"mpi.run: env {key!r}={value!r} holds a line break or NUL")
+        why = _env_refusal(key, value)
+        if why:
+            raise SaltInvocationError(f"mpi.run: env {key!r} is refused: {why}")
+        checked[key] = value
+    return checked
 
 
-def build_command(program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None):
-    """
-    The ``mpiexec`` argument list ``mpi.run`` would execute, after every
-    check; nothing is started.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt master mpi.build_command cpi np=4
-    """
-    cfg = _settings()
-    path = resolve(program)
+def _check_args(args):
     args = _as_list(args, "args")
     for arg in args:
+        if arg == MPMD_SEPARATOR:
+            # Hydra would start a new section here: options and a program
+            # of the caller's choosing, outside bin_dir
+            raise SaltInvocationError(
+                f"mpi.run: argument {arg!r} is refused: Hydra's separator between programs (MPMD)"
+            )
         if set(arg) & SHELL_META:
             raise SaltInvocationError(f"mpi.run: argument {arg!r} holds shell metacharacters")
-    entries = hostfile(cfg["mpi"]["hostfile"])
-    known = {e["host"]: e["slots"] for e in entries}
-    chosen = _as_list(hosts, "hosts")
-    for host in chosen:
+    return args
+
+
+def _check_hosts(hosts, known):
+    """The chosen hosts, deduplicated in order, each a host name of the
+    hostfile (so never an option, a list or a host:slots)."""
+    chosen = []
+    for host in _as_list(hosts, "hosts"):
+        if not HOST_RE.fullmatch(host):
+            raise SaltInvocationError(f"mpi.run: host {host!r} is not a host name")
         if host not in known:
             raise SaltInvocationError(
                 f"mpi.run: host {host!r} is not in the hostfile ({', '.join(known) or 'empty'})"
             )
+        if host not in chosen:
+            chosen.append(host)
+    return chosen
+
+
+def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
+    """Every check, then the mpiexec argument list and the hosts it uses."""
+    if job is None:
+        job = uuid.uuid4().hex
+    if not isinstance(job, str) or not JOB_RE.fullmatch(job):
+        raise SaltInvocationError(f"mpi.run: job tag {job!r} must be 32 lowercase hex digits")
+    if not isinstance(oversubscribe, bool):
+        raise SaltInvocationError(f"mpi.run: oversubscribe={oversubscribe!r} must be True or False")
+    path = resolve(program)
+    args = _check_args(args)
+    entries = hostfile(cfg["mpi"]["hostfile"])
+    known = {e["host"]: e["slots"] for e in entries}
+    chosen = _check_hosts(hosts, known)
     if not known:
         raise CommandExecutionError(f"mpi.run: the hostfile {cfg['mpi']['hostfile']} lists no hosts")
-    total = sum(known[h] for h in chosen) if chosen else sum(known.values())
-    np = _check_np(total if np is None else np, total, oversubscribe)
+    used = chosen or list(known)
+    total = sum(known[h] for h in used)
+    limit = _max_np(cfg, total)
+    np = _check_np(total if np is None else np, total, oversubscribe, limit)
+    user_env = _check_env(env)
     cmd = [_mpiexec(cfg)]
     if chosen:
         cmd += ["-hosts", ",".join(f"{h}:{known[h]}" for h in chosen)]
@@ -252,65 +502,171 @@ def build_command(program, np=None, args=None, hosts=None, env=None, oversubscri
         cmd += ["-f", cfg["mpi"]["hostfile"]]
     cmd += ["-n", str(np)]
     if ppn is not None:
-        if isinstance(ppn, bool) or not str(ppn).isdigit() or int(ppn) < 1:
-            raise SaltInvocationError(f"mpi.run: ppn={ppn!r} must be a positive integer")
-        cmd += ["-ppn", str(int(ppn))]
+        ppn = _positive_int(ppn, "ppn")
+        if ppn > limit:
+            raise SaltInvocationError(f"mpi.run: ppn={ppn} is more than the {limit} ranks a job may start")
+        cmd += ["-ppn", str(ppn)]
     genv = {"UCX_TLS": cfg["mpi"]["ucx_tls"]}
     if cfg["mpi"]["ucx_net_device"]:
         genv["UCX_NET_DEVICES"] = cfg["mpi"]["ucx_net_device"]
-    genv.update(_check_env(env))
+    genv.update(user_env)
+    genv[JOB_VAR] = job
     for key, value in genv.items():
         cmd += ["-genv", key, value]
     cmd += [path, *args]
+    return cmd, used, np, job
+
+
+def build_command(program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
+    """
+    The ``mpiexec`` argument list ``mpi.run`` would execute, after every
+    check; nothing is started.  ``job`` is the tag (32 hex digits) the
+    command carries; default: a fresh one, as ``mpi.run`` makes per job.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master mpi.build_command cpi np=4
+    """
+    cmd, _, _, _ = _plan(
+        _settings(), program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn, job=job
+    )
     return cmd
 
 
-def _kill_strays(cfg, path, hosts):
-    """After a timeout: end the job's ranks on every host it may have used."""
-    user = cfg["user"]["name"]
-    pattern = f"^{re.escape(path)}( |$)"
+def _sweep_script(job):
+    """POSIX sh that, run as the MPI user on one host, SIGKILLs every process
+    whose environment holds exactly ``SALTCLUSTER_JOB=<job>`` (ranks, local
+    proxies, mpiexec, and whatever they started) and the hydra_pmi_proxy
+    parent of any of them (a proxy started over ssh lacks the tag; a proxy
+    serves one job only).  A few rounds catch processes forked meanwhile.
+    Prints ``killed N``."""
+    if not isinstance(job, str) or not JOB_RE.fullmatch(job):
+        raise SaltInvocationError(f"mpi.run: job tag {job!r} must be 32 lowercase hex digits")
+    return (
+        f"tag={JOB_VAR}={job}\n"
+        "all=\n"
+        "for round in 1 2 3 4 5; do\n"
+        "  pids=\n"
+        "  for d in /proc/[0-9]*; do\n"
+        '    grep -qzxF "$tag" "$d/environ" 2>/dev/null || continue\n'
+        '    pids="$pids ${d#/proc/}"\n'
+        "    pp=$(sed -n 's/^PPid:[[:space:]]*//p' \"$d/status\" 2>/dev/null)\n"
+        '    [ -n "$pp" ] && [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = hydra_pmi_proxy ] && pids="$pids $pp"\n'
+        "  done\n"
+        '  [ -z "$pids" ] && break\n'
+        "  kill -KILL $pids 2>/dev/null\n"
+        '  all="$all $pids"\n'
+        "  sleep 0.2\n"
+        "done\n"
+        'echo "killed $(printf "%s\\n" $all | sort -u | grep -c .)"\n'
+    )
+
+
+def _is_local(host):
+    return host in ("localhost", "127.0.0.1", "::1", __grains__.get("host"), __grains__.get("id"))
+
+
+def _kill_job(cfg, job, hosts):
+    """After a timeout: end the job tagged ``job`` on this host and on every
+    host it used, as the MPI user (it can signal nothing of anyone else), by
+    its tag only: another job of the same user and program keeps running."""
+    script = _sweep_script(job)
     killed = {}
-    for host in hosts:
-        if host in ("localhost", __grains__.get("host"), __grains__.get("id")):
-            cmd = ["pkill", "-KILL", "-u", user, "-f", pattern]
+    targets = ["localhost", *(h for h in hosts if not _is_local(h))]
+    for host in targets:
+        if host == "localhost":
+            cmd = ["sh", "-c", script]
+        elif not HOST_RE.fullmatch(host):
+            log.error("mpi.run: not sweeping %r: not a host name", host)
+            killed[host] = False
+            continue
         else:
-            cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", host,
-                   "pkill", "-KILL", "-u", user, "-f", shlex.quote(pattern)]  # fmt: skip
-        res = _as_user(cfg, cmd, ignore_retcode=True, timeout=20)
-        killed[host] = res["retcode"] == 0
-    # and anything left of mpiexec's own process tree on this host
-    __salt__["cmd.run_all"](
-        ["pkill", "-KILL", "-u", user, "-f", "hydra_pmi_proxy|mpiexec"],
-        python_shell=False, ignore_retcode=True,
-    )  # fmt: skip
+            cmd = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "--", host,
+                   "sh -c " + shlex.quote(script)]  # fmt: skip
+        res = _as_user(cfg, cmd, ignore_retcode=True, timeout=30)
+        found = re.search(r"killed (\d+)", res.get("stdout", ""))
+        killed[host] = int(found.group(1)) if res["retcode"] == 0 and found else False
+        if killed[host] is False:
+            log.error("mpi.run: sweeping job %s on %s failed: %s", job, host, res.get("stderr"))
     return killed
+
+
+def _check_timeout(cfg, timeout):
+    limit = cfg["mpi"]["max_timeout"]
+    if timeout is None:
+        timeout = cfg["mpi"]["timeout"]
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise SaltInvocationError(f"mpi.run: timeout={timeout!r} must be a finite positive number of seconds")
+    if timeout > limit:
+        raise SaltInvocationError(
+            f"mpi.run: timeout={timeout!r} is more than saltcluster:mpi:max_timeout ({limit} seconds)"
+        )
+    return timeout
 
 
 def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversubscribe=False, ppn=None):
     """
     Run an MPI program across the cluster as the MPI user and return a dict
-    with ``retcode``, ``stdout``, ``stderr``, ``np``, ``hosts``, ``duration``
-    and ``command``.
+    with ``retcode``, ``stdout``, ``stderr``, ``np``, ``hosts``, ``duration``,
+    ``command``, ``timed_out``, ``job`` and ``output_cut``.
+
+    Every argument may come from an untrusted caller: what is refused below
+    is refused with an error that names the value, before anything starts.
 
     program
         a name in ``mpi:bin_dir`` (``cpi``, ``hellow``, ``mandel``...) or an
         absolute path inside ``mpi:bin_dir``/``mpi:allowed_dirs``
     np
-        number of ranks; default: every slot of the chosen hosts
+        number of ranks; default: every slot of the chosen hosts.  Never
+        more than the slots unless ``oversubscribe``, and never more than
+        ``mpi:max_np`` (null: 4 x the slots of the chosen hosts) at all
     args
         the program's arguments (a list, or a string split like a shell would,
-        but never run by one)
+        but never run by one).  Hydra reads options only before the program;
+        after it, an argument exactly ``:`` would start another section
+        (``: -n 1 /usr/bin/touch x`` runs a program from outside bin_dir), so
+        ``:`` is refused; anything else, ``-f`` or ``-genv`` included,
+        reaches the program as its own argument.  Shell metacharacters are
+        refused too.
     hosts
-        a subset of the hostfile's hosts (list or comma string)
+        a subset of the hostfile's hosts (list or comma string); each must be
+        a host name of the hostfile (so never an option or ``host:slots``);
+        repeats count once
     timeout
-        seconds (default ``mpi:timeout``); on expiry every rank on every host
-        is killed and ``timed_out`` is True
+        seconds, a finite number above 0 and at most ``mpi:max_timeout``
+        (default ``mpi:timeout``).  On expiry mpiexec (its own pid) gets
+        SIGTERM, then SIGKILL, and on this host and every host the job used
+        each process carrying the job's tag is killed: ``timed_out`` is
+        True, ``retcode`` 124 and ``killed`` counts them per host
     env
-        extra variables passed to every rank (``-genv``)
+        extra variables for every rank (``-genv``).  Refused: names that are
+        not plain variable names, values with line breaks, and what loads
+        code or steers the process manager: every ``LD_*`` but ``LD_DEBUG``
+        with ld.so's own words, the rest of glibc's setuid list
+        (``GCONV_PATH``...), ``HYDRA_*``, ``PMI_*``, ``SALTCLUSTER_*``, UCX's
+        command, module and file settings, interpreters' startup hooks,
+        ``PATH`` and the identity mpi.run sets.  ``MPIR_CVAR_*`` pass:
+        MPICH's tuning knobs, none of which loads code
     oversubscribe
-        allow np above the slot count
+        allow np above the slot count (True or False)
     ppn
         ranks per host (Hydra ``-ppn``)
+
+    Each job gets a tag, ``job``: ``SALTCLUSTER_JOB=<job>`` is in mpiexec's
+    environment and, through ``-genv``, in every rank's; a timeout kills by
+    it.  (Hydra starts each proxy and rank in a session of its own, so a
+    process group would not hold them.)  ``stdout`` and ``stderr`` each keep
+    at most ``mpi:max_output`` bytes (the first and the last half); what was
+    cut is noted in the text and counted in ``output_cut``.  mpiexec is run
+    by this module, not ``cmd.run_all`` (which holds all output in memory):
+    its pipes are read to the end, only the kept bytes stay.
 
     CLI Example:
 
@@ -324,35 +680,37 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
     user = cfg["user"]["name"]
     if user == "root":
         raise CommandExecutionError("mpi.run: jobs never run as root (saltcluster:user:name)")
-    if timeout is None:
-        timeout = cfg["mpi"]["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise SaltInvocationError(f"mpi.run: timeout={timeout!r} must be a positive number of seconds")
-    cmd = build_command(
-        program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn
+    timeout = _check_timeout(cfg, timeout)
+    cmd, used, np_used, job = _plan(
+        cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn
     )
-    used = _as_list(hosts, "hosts") or [e["host"] for e in hostfile(cfg["mpi"]["hostfile"])]
-    np_used = int(cmd[cmd.index("-n") + 1])
-    log.info("mpi.run as %s: %s", user, cmd)
+    entry, user_env = _user_env(cfg)
+    # mpiexec carries the tag too (and passes it to the proxies it forks on
+    # this host); HYDRA_CONFIG_FILE: no ~/.mpiexec.hydra.conf (which any job
+    # could write) adds options
+    user_env.update({JOB_VAR: job, "HYDRA_CONFIG_FILE": os.devnull})
+    log.info("mpi.run as %s (job %s): %s", user, job, cmd)
     start = time.monotonic()
-    # mpiexec forwards stdin to rank 0: give it an empty one, not the minion's
-    res = _as_user(cfg, cmd, timeout=timeout, ignore_retcode=True, stdin="")
+    res = _run_bounded(
+        _setpriv(entry, cmd), env=user_env, cwd=cfg["user"]["home"], timeout=timeout,
+        max_output=cfg["mpi"]["max_output"],
+    )  # fmt: skip
     duration = time.monotonic() - start
-    timed_out = duration >= timeout and TIMED_OUT in (res.get("stdout", "") + res.get("stderr", "")).lower()
     ret = {
         "retcode": res["retcode"],
-        "stdout": res.get("stdout", ""),
-        "stderr": res.get("stderr", ""),
+        "stdout": res["stdout"],
+        "stderr": res["stderr"],
         "np": np_used,
         "hosts": used,
         "duration": round(duration, 3),
         "command": cmd,
-        "timed_out": timed_out,
+        "timed_out": res["timed_out"],
+        "job": job,
+        "output_cut": res["output_cut"],
     }
-    if timed_out:
-        ret["killed"] = _kill_strays(cfg, resolve(program), used)
-        if ret["retcode"] == 0:
-            ret["retcode"] = 124
+    if res["timed_out"]:
+        ret["killed"] = _kill_job(cfg, job, used)
+        ret["retcode"] = TIMEOUT_RETCODE
     if ret["retcode"] != 0:
         __context__["retcode"] = ret["retcode"]
     return ret

@@ -1,12 +1,27 @@
 """Render the real tree with real loaders: membership-driven files."""
 
+import copy
+import json
+
 import pytest
+
+from tests.support.mine import MINE, host_key
 
 MINION_ID = "node1"
 
 
 def test_fake_mine_overrides_core_mine(modules):
-    assert "node2" in modules.mine.get("*", "saltcluster_host")
+    """cluster.members reads the fake mine through the loader: with Salt's own
+    mine.get this masterless minion would be a cluster of itself alone."""
+    members = modules.cluster.members()
+    assert [(m["id"], m["addr"], m["roles"]) for m in members] == [
+        ("gateway", "10.5.5.1", ["gateway"]),
+        ("master", "10.5.5.10", ["master"]),
+        ("node1", "10.5.5.9", ["compute"]),
+        ("node2", "10.5.5.18", ["compute"]),
+        ("node10", "10.5.5.30", ["compute"]),
+    ]
+    assert members[3]["host_keys"] == MINE["node2"]["host_keys"]
 
 
 def test_settings_from_tree_and_pillar(modules, workdir):
@@ -55,7 +70,8 @@ def test_exports_line_rendered(modules, workdir):
     high = modules.state.show_sls("cluster.nfs.server")
     export = high["cluster-nfs-server-nfs-export-present"]["nfs_export"]
     assert _arg(export, "name") == str(workdir / "home")
-    assert _arg(export, "clients") == ["10.5.5.0/24"]
+    # the compute members of the fake mine, not the cidr: a non-member cannot mount
+    assert sorted(_arg(export, "clients")) == sorted(["10.5.5.9", "10.5.5.18", "10.5.5.30"])
     assert _arg(export, "options") == ["rw", "sync", "no_subtree_check", "root_squash"]
 
 
@@ -108,3 +124,69 @@ def test_membership_sls_follows_roles(modules):
         "cluster-lb-config-file-managed-nginx-conf",
         "cluster-lb-service-running",
     } <= set(high)
+
+
+# -- a compromised member's forged mine entry, rendered for real
+
+
+@pytest.fixture
+def publish(fake_mine_file):
+    """Replace the mine the fake answers from; the seed mine comes back after."""
+    original = fake_mine_file.read_text()
+
+    def write(mine):
+        fake_mine_file.write_text(json.dumps({m: {"saltcluster_host": e} for m, e in mine.items()}))
+
+    yield write
+    fake_mine_file.write_text(original)
+
+
+def membership_files(modules):
+    """hosts block, known_hosts, hostfile and upstream backends as
+    cluster.membership renders them on this host (all roles)."""
+    high = modules.state.show_sls("cluster.membership")
+    assert isinstance(high, dict), high
+
+    def arg(state_id, name):  # whichever state module writes the file
+        (args,) = [v for k, v in high[state_id].items() if not k.startswith("__")]
+        return _arg(args, name)
+
+    return {
+        "hosts": arg("cluster-hosts-file-blockreplace-members", "content"),
+        "known_hosts": arg("cluster-ssh-known-hosts-file-managed", "contents"),
+        "hostfile": arg("cluster-mpi-hostfile-file-managed", "contents"),
+        "upstream": arg("cluster-lb-config-file-managed-nginx-conf", "context")["backends"],
+    }
+
+
+def _node2(**changes):
+    entry = copy.deepcopy(MINE["node2"])
+    entry.update(changes)
+    return entry
+
+
+KEY = host_key("ssh-ed25519", "node2")
+FORGED = {
+    "host-names-master": {"node2": _node2(host="master", addrs=["10.5.5.18"])},
+    "host-key-newline": {"node2": _node2(host_keys=[KEY + "\n10.5.5.10 " + KEY])},
+    "host-key-bad-type": {"node2": _node2(host_keys=["ssh-dss " + KEY.split()[1]])},
+    "num-cpus-string": {"node2": _node2(num_cpus="lots")},
+    "num-cpus-million": {"node2": _node2(num_cpus=10**6)},
+    "roles-substring": {"node2": _node2(roles="computer")},
+    "addr-of-master": {"node2": _node2(addrs=["10.5.5.10"])},  # network:master_host keeps it
+    "addr-of-this-host": {"node2": _node2(addrs=["10.5.5.9"])},  # node1, rendering, keeps it
+    "newcomer-trailing-newline": {"node3\n": _node2(host="node3\n", addrs=["10.5.5.40"])},
+    "newcomer-case-of-master": {"MASTER": _node2(host="MASTER", addrs=["10.5.5.40"])},
+}
+
+
+@pytest.mark.parametrize("forged", FORGED.values(), ids=FORGED)
+def test_forged_entry_leaves_every_other_member_unchanged(modules, publish, forged):
+    """What every host renders with the forged entry is what it renders with
+    that minion absent: the others' lines stay, the forger's go."""
+    honest = {k: v for k, v in MINE.items() if k not in forged}
+    publish(honest)
+    expected = membership_files(modules)
+    assert "10.5.5.10 master" in expected["hosts"].splitlines()
+    publish(dict(honest, **forged))
+    assert membership_files(modules) == expected

@@ -1,7 +1,11 @@
 """Synthetic mine data (entry ``saltcluster_host``) for unit, functional and
-benchmark use: the seed topology plus a host outside the cluster cidr."""
+benchmark use: the seed topology plus a host outside the cluster cidr.  Host
+keys are in OpenSSH's public key format (base64 of a blob that starts with
+the key type), with key material derived from the host's name."""
 
+import base64
 import copy
+import hashlib
 
 SEED = {
     "gateway": {"addrs": ["10.0.2.5", "10.5.5.1", "127.0.0.1"], "roles": ["gateway"], "num_cpus": 1},
@@ -13,13 +17,37 @@ SEED = {
 }
 
 
+def ssh_string(data):
+    """An SSH wire-format string: 4-byte big-endian length, then the bytes."""
+    return len(data).to_bytes(4, "big") + data
+
+
+def key_blob(kind, seed):
+    """The public key blob of a ``kind`` key (ssh-ed25519, ssh-rsa or
+    ecdsa-sha2-nistpNNN) whose material comes from ``seed``."""
+    material = hashlib.sha256(seed.encode()).digest()
+    if kind == "ssh-ed25519":
+        return ssh_string(b"ssh-ed25519") + ssh_string(material)
+    if kind == "ssh-rsa":
+        return ssh_string(b"ssh-rsa") + ssh_string(b"\x01\x00\x01") + ssh_string(b"\x00" + material * 8)
+    if kind.startswith("ecdsa-sha2-"):
+        curve = kind.rsplit("-", 1)[1].encode()
+        return ssh_string(kind.encode()) + ssh_string(curve) + ssh_string(b"\x04" + material * 2)
+    raise ValueError(kind)
+
+
+def host_key(kind, seed, blob=None):
+    """``<kind> <base64>`` as ssh_host_*_key.pub holds it, without the comment."""
+    return f"{kind} {base64.b64encode(blob if blob is not None else key_blob(kind, seed)).decode()}"
+
+
 def _entry(name, info):
     return {
         "host": name,
         "roles": info["roles"],
         "addrs": info["addrs"],
         "num_cpus": info["num_cpus"],
-        "host_keys": [f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{name}", f"ecdsa-sha2-nistp256 AAAAE2VjZHNh{name}"],
+        "host_keys": [host_key("ssh-ed25519", name), host_key("ecdsa-sha2-nistp256", name)],
     }
 
 

@@ -1,12 +1,17 @@
 """cluster execution module: settings, validation, membership."""
 
 import copy
+import json
+import logging
+import re
 
 import cluster
 import pytest
+import salt.utils.dictupdate
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
-from tests.support.mine import MINE, mine_for
+from tests.conftest import REPO
+from tests.support.mine import MINE, host_key, key_blob, mine_for, ssh_string
 
 
 @pytest.fixture
@@ -15,13 +20,22 @@ def pillar():
 
 
 @pytest.fixture
-def configure_loader_modules(defaults_text, pillar):
+def hosts_file(tmp_path):
+    """The hosts file membership reads its running block from: none yet
+    (a fresh host) unless a test writes one."""
+    return tmp_path / "hosts"
+
+
+@pytest.fixture
+def configure_loader_modules(defaults_text, pillar, hosts_file):
+    base = {"network": {"hosts_file": str(hosts_file)}}
+    merged = salt.utils.dictupdate.merge(base, copy.deepcopy(pillar), strategy="recurse")
     return {
         cluster: {
             "__salt__": {
                 "cp.get_file_str": lambda url: defaults_text,
                 "cp.is_cached": lambda url: "",
-                "pillar.get": lambda key, default=None, unmask=False: pillar or default,
+                "pillar.get": lambda key, default=None, unmask=False: merged,
                 "mine.get": lambda tgt, fun: copy.deepcopy(MINE),
                 "network.ip_addrs": lambda include_loopback=False: ["10.5.5.10", "127.0.0.1"],
             },
@@ -37,7 +51,7 @@ def test_settings_derives_paths_from_home(defaults):
     assert cfg["mpi"]["hostfile"] == "/home/jobhandler/hosts"
     assert cfg["mpi"]["bin_dir"] == "/home/jobhandler/bin"
     assert cfg["nfs"]["export_path"] == "/home/jobhandler"
-    assert cfg["nfs"]["clients"] == ["10.5.5.0/24"]
+    assert cfg["nfs"]["clients"] == []  # empty: the compute members, from the mine
     assert cfg["user"]["uid"] == 100 and cfg["user"]["gid"] == 1100
 
 
@@ -231,8 +245,8 @@ def test_hosts_block():
 def test_known_hosts_lists_real_keys_with_name_and_addr():
     lines = cluster.known_hosts(mine=mine_for(["node1"])).splitlines()
     assert lines == [
-        "node1,10.5.5.9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAInode1",
-        "node1,10.5.5.9 ecdsa-sha2-nistp256 AAAAE2VjZHNhnode1",
+        f"node1,10.5.5.9 {host_key('ssh-ed25519', 'node1')}",
+        f"node1,10.5.5.9 {host_key('ecdsa-sha2-nistp256', 'node1')}",
     ]
 
 
@@ -262,15 +276,29 @@ def test_upstream_empty_refuses():
 
 def test_host_info_publishes_roles_addrs_and_keys(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster.glob, "glob", lambda pattern: [str(tmp_path / "k.pub")])
-    (tmp_path / "k.pub").write_text("ssh-ed25519 AAAAkey root@x\n")
+    (tmp_path / "k.pub").write_text(host_key("ssh-ed25519", "me") + " root@x\n")
     info = cluster.host_info()
     assert info == {
         "host": "master",
         "roles": ["master"],
         "addrs": ["10.5.5.10", "127.0.0.1"],
         "num_cpus": 2,
-        "host_keys": ["ssh-ed25519 AAAAkey"],
+        "host_keys": [host_key("ssh-ed25519", "me")],
     }
+    # what this host publishes, its own members() takes as it is
+    assert cluster.members(mine={"master": info})[0]["host_keys"] == info["host_keys"]
+
+
+def test_host_info_publishes_only_what_members_accept(tmp_path, monkeypatch):
+    """A role outside the known set or an odd .pub file would otherwise get
+    the whole host refused by every other member."""
+    files = {"a.pub": host_key("ssh-ed25519", "me") + " root@x\n", "b.pub": "garbage\n", "c.pub": "ssh-dss AAAA\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(cluster.glob, "glob", lambda pattern: sorted(str(tmp_path / n) for n in files))
+    cluster.__grains__["roles"] = ["master", "monitoring"]
+    info = cluster.host_info()
+    assert info["roles"] == ["master"] and info["host_keys"] == [host_key("ssh-ed25519", "me")]
 
 
 def test_uid_holder(monkeypatch):
@@ -289,7 +317,231 @@ def test_uid_holder(monkeypatch):
 
 
 def test_mine_snapshot_is_json():
-    assert '"node1"' in cluster.mine_snapshot()
+    # the whole mine entry, every host and field, and nothing else
+    assert json.loads(cluster.mine_snapshot()) == MINE
+
+
+# -- membership: what a compromised member can publish, and what comes of it
+#
+# Root on one member can publish any mine entry under its own minion id, and
+# with the join token register new ids.  Each forged entry must drop that
+# entry alone (logged with the id and the bad value) and leave every other
+# member's lines in hosts, known_hosts, the hostfile and the upstream as they
+# are.
+
+HOSTS_SLS = REPO / "salt/cluster/hosts/init.sls"
+
+
+def renders(mine):
+    """What every membership file gets from ``mine`` (mpi:slots unset: the
+    hostfile's slots are the members' num_cpus)."""
+    return {
+        "hosts": cluster.hosts_block(mine=copy.deepcopy(mine)),
+        "known_hosts": cluster.known_hosts(mine=copy.deepcopy(mine)),
+        "hostfile": cluster.hostfile(mine=copy.deepcopy(mine)),
+        "upstream": cluster.upstream(mine=copy.deepcopy(mine)),
+    }
+
+
+def without(*ids):
+    return {k: copy.deepcopy(v) for k, v in MINE.items() if k not in ids}
+
+
+def with_entry(minion_id, entry):
+    mine = copy.deepcopy(MINE)
+    mine[minion_id] = entry
+    return mine
+
+
+def forged_node2(**changes):
+    entry = copy.deepcopy(MINE["node2"])
+    entry.update(changes)
+    return entry
+
+
+def refusals(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def write_running_block(hosts_file, mine):
+    """The hosts file as the cluster.hosts state leaves it after a render
+    of ``mine``: its own markers (read from the SLS) around the block."""
+    sls = HOSTS_SLS.read_text()
+    start = re.search(r"marker_start: '([^']*)'", sls).group(1)
+    end = re.search(r"marker_end: '([^']*)'", sls).group(1)
+    block = cluster.hosts_block(mine=copy.deepcopy(mine))
+    hosts_file.write_text(f"127.0.0.1 localhost\n10.5.5.10 master\n{start}\n{block}\n{end}\n")
+
+
+NODE2_KEY = host_key("ssh-ed25519", "node2")
+FORGED_NODE2 = {
+    # name: published fields, and a part of the logged bad value (None: not
+    # a member at all, no refusal to log)
+    "host-names-another-member": ({"host": "master", "addrs": ["10.5.5.18"]}, "'master'"),
+    "host-trailing-newline": ({"host": "node2\n"}, r"'node2\n'"),
+    "host-missing-value": ({"host": None}, "None"),
+    "host-key-newline-adds-a-line": ({"host_keys": [NODE2_KEY + "\n10.5.5.10 " + NODE2_KEY]}, r"\n10.5.5.10"),
+    "host-key-trailing-newline": ({"host_keys": [NODE2_KEY + "\n"]}, r"\n'"),
+    "host-key-marker": ({"host_keys": ["@cert-authority * " + NODE2_KEY]}, "@cert-authority"),
+    "host-key-extra-field": ({"host_keys": [NODE2_KEY + " node2"]}, " node2'"),
+    "host-key-unknown-type": (
+        {"host_keys": [host_key("ssh-dss", "", blob=ssh_string(b"ssh-dss") + b"x" * 40)]}, "ssh-dss",
+    ),
+    "host-key-bad-base64": ({"host_keys": ["ssh-ed25519 AAAA!!!!"]}, "AAAA!!!!"),
+    "host-key-unpadded-base64": ({"host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAInode2"]}, "AAAAInode2"),
+    "host-key-type-mismatch": (
+        {"host_keys": [host_key("ssh-ed25519", "", blob=key_blob("ssh-rsa", "node2"))]}, "ssh-ed25519 AAAAB3",
+    ),
+    "host-key-empty-blob": ({"host_keys": ["ssh-ed25519 AAAA"]}, "ssh-ed25519 AAAA'"),
+    "host-keys-a-string": ({"host_keys": NODE2_KEY}, NODE2_KEY[:20]),
+    "host-keys-not-strings": ({"host_keys": [{"key": NODE2_KEY}]}, "{'key'"),
+    "num-cpus-word": ({"num_cpus": "lots"}, "'lots'"),
+    "num-cpus-numeric-string": ({"num_cpus": "2"}, "'2'"),
+    "num-cpus-million": ({"num_cpus": 10**6}, "1000000"),
+    "num-cpus-bool": ({"num_cpus": True}, "True"),
+    "num-cpus-zero": ({"num_cpus": 0}, "0"),
+    "num-cpus-negative": ({"num_cpus": -4}, "-4"),
+    "num-cpus-float": ({"num_cpus": 2.0}, "2.0"),
+    "roles-substring-string": ({"roles": "computer"}, "'computer'"),
+    "roles-a-string": ({"roles": "compute"}, "'compute'"),
+    "roles-superstring": ({"roles": ["xcompute"]}, "'xcompute'"),
+    "roles-unknown-beside-known": ({"roles": ["compute", "admin"]}, "'admin'"),
+    "roles-not-strings": ({"roles": [["compute"]]}, "[['compute']]"),
+    "addr-trailing-newline": ({"addrs": ["10.5.5.18\n", "10.5.5.18"]}, r"'10.5.5.18\n'"),
+    "addr-not-an-address": ({"addrs": ["10.5.5.18", "node2.example"]}, "'node2.example'"),
+    "addrs-a-string": ({"addrs": "10.5.5.18"}, "'10.5.5.18'"),
+    "addr-outside-cidr": ({"addrs": ["192.168.9.18"]}, None),
+    "addr-broadcast": ({"addrs": ["10.5.5.255"]}, None),
+    "addr-network": ({"addrs": ["10.5.5.0"]}, None),
+    "addr-of-this-host": ({"addrs": ["10.5.5.10"]}, "10.5.5.10"),
+    "addr-of-this-host-first": ({"addrs": ["10.5.5.10", "10.5.5.18"]}, "10.5.5.10"),
+}
+
+
+@pytest.mark.parametrize("changes,bad", FORGED_NODE2.values(), ids=FORGED_NODE2)
+def test_forged_entry_dropped_alone(caplog, changes, bad):
+    """node2 publishes a forged entry: node2 is no member (on this host, the
+    master), and every file is what it would be without node2."""
+    expected = renders(without("node2"))
+    assert "10.5.5.10 master" in expected["hosts"] and "node10:4" in expected["hostfile"]
+    caplog.clear()
+    forged = with_entry("node2", forged_node2(**changes))
+    assert "node2" not in [m["id"] for m in cluster.members(mine=copy.deepcopy(forged))]
+    assert renders(forged) == expected
+    if bad is not None:
+        assert any("node2" in msg and bad in msg for msg in refusals(caplog)), refusals(caplog)
+
+
+@pytest.mark.parametrize("entry", ["not a dict", None, ["10.5.5.18"]], ids=["str", "none", "list"])
+def test_entry_that_is_no_mapping_dropped_alone(caplog, entry):
+    assert renders(with_entry("node2", entry)) == renders(without("node2"))
+    assert any("node2" in msg and repr(entry) in msg for msg in refusals(caplog))
+
+
+FORGED_NEWCOMERS = {
+    # a new minion id (registered with the join token) and its entry
+    "id-trailing-newline": ("node3\n", r"'node3\n'"),
+    "id-case-variant-of-this-host": ("MASTER", "'MASTER'"),
+    "id-case-variant-of-a-member": ("Node1", "'Node1'"),
+    "id-localhost": ("localhost", "'localhost'"),
+    "id-ip6-localhost": ("ip6-localhost", "'ip6-localhost'"),
+    "id-reads-as-an-address": ("10.5.5.10", "'10.5.5.10'"),
+    "id-reads-as-a-hex-address": ("0xa05050a", "'0xa05050a'"),
+    "id-all-numeric-last-label": ("node.5", "'node.5'"),
+}
+
+
+@pytest.mark.parametrize("minion_id,bad", FORGED_NEWCOMERS.values(), ids=FORGED_NEWCOMERS)
+def test_forged_newcomer_dropped_alone(caplog, hosts_file, minion_id, bad):
+    """A new id with a free address of its own, whose name is no plain
+    distinct host name: refused, every existing member unchanged (the
+    running block knows node1)."""
+    write_running_block(hosts_file, MINE)
+    expected = renders(MINE)
+    caplog.clear()
+    entry = dict(copy.deepcopy(MINE["node10"]), host=minion_id, addrs=["10.5.5.40"])
+    forged = with_entry(minion_id, entry)
+    assert minion_id not in [m["id"] for m in cluster.members(mine=copy.deepcopy(forged))]
+    assert renders(forged) == expected
+    assert any(bad in msg for msg in refusals(caplog)), refusals(caplog)
+
+
+def test_honest_newcomer_joins():
+    """The checks leave a plain join alone: a new id, a free address, real keys of every type."""
+    keys = [
+        host_key(kind, "node3")
+        for kind in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+    ]
+    sk_type = "sk-ssh-ed25519@openssh.com"
+    keys.append(host_key(sk_type, "", blob=ssh_string(sk_type.encode()) + b"k" * 40))
+    entry = {
+        "host": "node3", "roles": ["compute", "compute"], "addrs": ["10.5.5.40"], "num_cpus": 4096, "host_keys": keys,
+    }  # fmt: skip
+    mine = with_entry("node3", entry)
+    (node3,) = [m for m in cluster.members(mine=mine) if m["id"] == "node3"]
+    assert node3 == {
+        "id": "node3", "name": "node3", "addr": "10.5.5.40", "roles": ["compute"], "num_cpus": 4096, "host_keys": keys,
+    }  # fmt: skip
+    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
+
+
+def test_address_of_a_running_member_stays_with_it(caplog, hosts_file):
+    """node2, then a new id, claim node1's address: the running block on this
+    host says 10.5.5.9 is node1's, so node1 keeps it and both claims go."""
+    write_running_block(hosts_file, MINE)
+    expected = renders(without("node2"))
+    forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
+    assert renders(forged) == expected
+    assert any("node2" in m and "10.5.5.9" in m and "node1 keeps it" in m for m in refusals(caplog))
+    forged["node3"] = dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.9"])
+    assert renders(forged) == expected
+
+
+def test_address_contest_on_a_fresh_host_drops_every_claimant(caplog):
+    """No running block, neither claimant this host nor network:master_host:
+    nothing tells the honest one apart, so neither is used (logged), and
+    the rest renders (the limit of what the mine can prove)."""
+    forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
+    assert renders(forged) == renders(without("node1", "node2"))
+    assert any("10.5.5.9" in m and "nobody keeps it" in m for m in refusals(caplog))
+
+
+def test_master_host_keeps_its_address_and_name_on_a_fresh_host():
+    """Rendered on the gateway with no running block: the member pillar names
+    network:master_host wins a contest for its address or name."""
+    cluster.__opts__["id"] = "gateway"
+    cluster.__salt__["network.ip_addrs"] = lambda include_loopback=False: ["10.5.5.1", "10.0.2.5", "127.0.0.1"]
+    expected = renders(without("node2"))
+    assert renders(with_entry("node2", forged_node2(addrs=["10.5.5.10"]))) == expected
+    impostor = dict(copy.deepcopy(MINE["node10"]), host="Master", addrs=["10.5.5.40"])
+    assert renders(with_entry("Master", impostor)) == renders(MINE)
+
+
+def test_this_hosts_address_is_never_given_to_another(caplog):
+    """This host (master) knows its own addresses: a claim on one is refused
+    even while master's own entry is missing from the mine."""
+    mine = without("master")
+    mine["node3"] = dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.10"])
+    assert renders(mine) == renders(without("master"))
+    assert any("node3" in m and "10.5.5.10" in m for m in refusals(caplog))
+
+
+def test_running_block_cannot_be_named_by_the_mine(hosts_file):
+    """Only the block between the markers counts: a static line of the
+    hosts file outside it is no claim to an address."""
+    hosts_file.write_text("10.5.5.9 node2\n")
+    forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
+    assert renders(forged) == renders(without("node1", "node2"))
+
+
+@pytest.mark.parametrize("pillar", [{"network": {"cidr": "127.0.0.0/8"}}])
+def test_loopback_cluster_shares_one_address(pillar):
+    """Every member on one machine (the integration tests): loopback is every
+    member's own address, not a contest."""
+    mine = {
+        name: dict(copy.deepcopy(MINE[name]), addrs=["127.0.0.1"]) for name in ("gateway", "master", "node1", "node2")
+    }
+    assert cluster.hosts_block(mine=mine) == "127.0.0.1 gateway\n127.0.0.1 master\n127.0.0.1 node1\n127.0.0.1 node2"
 
 
 def test_pillar_example_documents_every_default(repo, defaults):

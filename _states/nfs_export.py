@@ -4,9 +4,11 @@ Manage one export line in /etc/exports and re-export only when it changes.
 Salt 3008 dropped the core ``nfs_export`` state; this one owns exactly the
 line for ``name`` (other lines of the file are kept as they are), validates
 the clients and options before writing, and runs ``exportfs -ra`` only after
-a change.
+a change.  A new file that ``exportfs -ra`` refuses never stays live: the
+previous file is put back and exported again.
 """
 
+import ipaddress
 import os
 import re
 
@@ -21,6 +23,28 @@ OPTION_RE = re.compile(r"^[a-z_]+(=[A-Za-z0-9:._-]+)?$")
 
 def __virtual__():
     return __virtualname__
+
+
+def _everyone(client):
+    """True for a client spec that admits every host: a wildcard with no
+    fixed part, or a network with prefix length 0."""
+    client = str(client)
+    if not client.strip("*?."):
+        return True
+    try:
+        return ipaddress.ip_network(client, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def _write(path, lines):
+    with salt.utils.files.fopen(path + ".saltcluster.tmp", "w") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    os.replace(path + ".saltcluster.tmp", path)
+
+
+def _reexport():
+    return __salt__["cmd.run_all"](["exportfs", "-ra"], python_shell=False)
 
 
 def _line(name, clients, options):
@@ -50,7 +74,8 @@ def present(name, clients, options=("rw", "sync", "no_subtree_check", "root_squa
     name
         the absolute directory to export
     clients
-        list of client specs (cidr, host name, wildcard)
+        list of client specs (address, cidr, host name, wildcard); one that
+        admits every host (``*``, ``0.0.0.0/0``) is refused
     options
         exports(5) options, applied to every client
     exports
@@ -76,6 +101,9 @@ def present(name, clients, options=("rw", "sync", "no_subtree_check", "root_squa
         if not CLIENT_RE.match(str(client)):
             ret["comment"] = f"export {name}: client {client!r} is not a host, wildcard or cidr"
             return ret
+        if _everyone(client):
+            ret["comment"] = f"export {name}: client {client!r} admits every host"
+            return ret
     for opt in options:
         if not OPTION_RE.match(str(opt)):
             ret["comment"] = f"export {name}: option {opt!r} is not an exports(5) option"
@@ -93,9 +121,8 @@ def present(name, clients, options=("rw", "sync", "no_subtree_check", "root_squa
         ret["comment"] = f"{name} would be exported: {wanted}"
         return ret
     kept = [line for line in lines if _export_path(line) != name]
-    with salt.utils.files.fopen(exports + ".saltcluster.tmp", "w") as fh:
-        fh.write("\n".join(kept + [wanted]) + "\n")
-    os.replace(exports + ".saltcluster.tmp", exports)
+    existed = os.path.exists(exports)
+    _write(exports, kept + [wanted])
     ret["comment"] = f"{name} exported: {wanted}"
     if reload:
         if not salt.utils.path.which("exportfs"):
@@ -103,9 +130,19 @@ def present(name, clients, options=("rw", "sync", "no_subtree_check", "root_squa
             ret["comment"] += "; exportfs not found, not re-exported"
             ret["result"] = True
             return ret
-        res = __salt__["cmd.run_all"](["exportfs", "-ra"], python_shell=False)
+        res = _reexport()
         if res["retcode"] != 0:
-            ret["comment"] += f"; exportfs -ra failed: {res['stderr']}"
+            # never leave a refused export live: put the last file back
+            if existed:
+                _write(exports, lines)
+            else:
+                os.unlink(exports)
+            back = _reexport()
+            ret["changes"] = {}
+            ret["comment"] = (
+                f"{name}: exportfs -ra refused {wanted!r}: {res['stderr'].strip()}; previous export kept"
+                + ("" if back["retcode"] == 0 else f" (re-exporting it failed too: {back['stderr'].strip()})")
+            )
             return ret
         ret["comment"] += "; re-exported"
     ret["result"] = True

@@ -1,6 +1,112 @@
 {#- A node joined: make it a full member, then tell everyone else.  Runs
-    inside the master (reactor -> orchestrate), no CLI start-up per step. #}
-{%- set node = salt['pillar.get']('saltcluster_join') %}
+    inside the master (reactor -> orchestrate), no CLI start-up per step.
+
+    The start event that brought us here may be forged or replayed (any
+    accepted minion can fire it with event.send), so this rendering checks,
+    with what the master knows itself, before anything runs:
+
+    1. saltcluster_join is a plain minion name;
+    2. the master is bootstrapped (master option saltcluster_join_marker,
+       default /etc/salt/saltcluster.bootstrapped, written by the master's
+       first highstate);
+    3. the master's key store lists the id as accepted (wheel key.list);
+       nothing is sent to an id that is not;
+    4. no join of that id is running: a lock directory per id under the
+       master's cachedir (<cachedir>/saltcluster/joining/<id>), taken with
+       mkdir (atomic) by the first state below and removed at the end,
+       failed or not.  A lock older than the salt-master process (the master
+       restarted in the middle of that join) is taken over;
+    5. the minion answers, over its own key, with the identity of its
+       running salt-minion: the kernel's boot_id and the minion's pid grain.
+       A completed join records that identity (<cachedir>/saltcluster/
+       joined/<id>); an identity equal to the record means this salt-minion
+       was already joined since it started (a replay, a forged start, a
+       reconnect): nothing to do.  A real start (a reboot, a fresh disk, a
+       restarted salt-minion) has a new identity and joins again; a join
+       that failed left no record and is retried by the next start.
+
+    Any check that fails renders only saltcluster-orch-join-refused, whose
+    comment says why.  State runs on minions use `queue: true`, so
+    concurrent joins of different nodes wait for each other. #}
+{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$' %}
+{%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})$' %}
+{%- set answer_timeout = 15 %}
+{%- set node = salt['pillar.get']('saltcluster_join', '') %}
+{%- set node = node if node is string else '' %}
+{%- set state_dir = opts['cachedir'] ~ '/saltcluster' %}
+{%- set lock = state_dir ~ '/joining/' ~ node %}
+{%- set record = state_dir ~ '/joined/' ~ node %}
+{%- set marker = opts.get('saltcluster_join_marker', '/etc/salt/saltcluster.bootstrapped') %}
+{%- set ns = namespace(why='', identity='', stale_lock=false) %}
+{%- if not node | regex_match(name_re) %}
+{%-   set ns.why = 'not a minion name' %}
+{%- elif not salt['file.file_exists'](marker) %}
+{%-   set ns.why = 'the cluster is still being bootstrapped (no ' ~ marker ~ ')' %}
+{%- else %}
+{%-   set keys = salt['saltutil.wheel']('key.list', 'accepted') %}
+{%-   if not (keys is mapping and keys.get('success') and keys.get('return') is mapping) %}
+{%-     set ns.why = "the master's key list could not be read" %}
+{%-   elif node not in keys['return'].get('minions', []) %}
+{%-     set ns.why = 'no accepted key' %}
+{%-   elif salt['file.directory_exists'](lock) %}
+{%-     if salt['file.file_exists'](opts['pidfile'])
+          and salt['file.stats'](lock).mtime < salt['file.stats'](opts['pidfile']).mtime %}
+{%-       set ns.stale_lock = true %}
+{%-     else %}
+{%-       set ns.why = 'a join of it is in progress (' ~ lock ~ ')' %}
+{%-     endif %}
+{%-   endif %}
+{%-   if not ns.why %}
+{%-     set answer = salt['saltutil.cmd'](node, ['grains.get', 'file.read'],
+                                         arg=[['pid'], ['/proc/sys/kernel/random/boot_id']],
+                                         timeout=answer_timeout, gather_job_timeout=5) %}
+{%-     set got = answer.get(node) if answer is mapping else none %}
+{%-     set ret = got.get('ret') if got is mapping else none %}
+{%-     if ret is mapping and ret.get('file.read') is string %}
+{%-       set ns.identity = ret['file.read'] | trim ~ ' ' ~ ret.get('grains.get') | string %}
+{%-     endif %}
+{%-     if not ns.identity %}
+{%-       set ns.why = 'it did not answer within ' ~ answer_timeout ~ ' s' %}
+{%-     elif not ns.identity | regex_match(identity_re) %}
+{%-       set ns.why = 'its answer is not a boot id and a pid' %}
+{%-       set ns.identity = '' %}
+{%-     elif salt['file.file_exists'](record) and salt['file.read'](record) | trim == ns.identity %}
+{%-       set ns.why = 'already joined: its salt-minion has not restarted since its last join (' ~ ns.identity ~ ')' %}
+{%-     endif %}
+{%-   endif %}
+{%- endif %}
+
+{%- if ns.why %}
+
+saltcluster-orch-join-refused:
+  test.show_notification:
+    - text: {{ ('not joining ' ~ node ~ ': ' ~ ns.why) | json }}
+{%- else %}
+{%-   if ns.stale_lock %}
+
+# left by a master that stopped in the middle of this node's join
+saltcluster-orch-join-file-absent-stale-lock:
+  file.absent:
+    - name: {{ lock | json }}
+    - require_in:
+      - cmd: saltcluster-orch-join-lock
+{%-   endif %}
+
+saltcluster-orch-join-file-directory-state:
+  file.directory:
+    - names:
+      - {{ (state_dir ~ '/joining') | json }}
+      - {{ (state_dir ~ '/joined') | json }}
+    - makedirs: true
+    - mode: '0700'
+
+# mkdir fails if another join of this node holds the lock: that run goes on,
+# this one stops here
+saltcluster-orch-join-lock:
+  cmd.run:
+    - name: {{ ('mkdir ' ~ lock | quote) | json }}
+    - require:
+      - file: saltcluster-orch-join-file-directory-state
 
 # only what mine.update needs (cluster.host_info): the highstate below syncs
 # everything else itself (autoload_dynamic_modules).  sync_all here made
@@ -11,6 +117,8 @@ saltcluster-orch-join-saltutil-sync-modules:
     - tgt: {{ node | json }}
     - kwarg:
         refresh: true
+    - require:
+      - cmd: saltcluster-orch-join-lock
 
 # the start-up mine run is not ordered with the start event: publish now
 saltcluster-orch-join-mine-update:
@@ -20,13 +128,24 @@ saltcluster-orch-join-mine-update:
     - require:
       - salt: saltcluster-orch-join-saltutil-sync-modules
 
+# the export lists the compute members' addresses: add this node's before
+# its highstate mounts the shared home
+saltcluster-orch-join-nfs-export:
+  salt.state:
+    - tgt: 'G@roles:master'
+    - tgt_type: compound
+    - sls: cluster.nfs.server
+    - queue: true
+    - require:
+      - salt: saltcluster-orch-join-mine-update
+
 saltcluster-orch-join-node-highstate:
   salt.state:
     - tgt: {{ node | json }}
     - highstate: true
     - queue: true
     - require:
-      - salt: saltcluster-orch-join-mine-update
+      - salt: saltcluster-orch-join-nfs-export
 
 saltcluster-orch-join-membership:
   salt.state:
@@ -36,3 +155,33 @@ saltcluster-orch-join-membership:
     - queue: true
     - require:
       - salt: saltcluster-orch-join-node-highstate
+
+# this salt-minion is joined: its replayed or forged start events stop at
+# check 5 above
+saltcluster-orch-join-record:
+  file.managed:
+    - name: {{ record | json }}
+    - contents: {{ ns.identity | json }}
+    - mode: '0600'
+    - require:
+      - salt: saltcluster-orch-join-membership
+
+saltcluster-orch-join-unlock:
+  file.absent:
+    - name: {{ lock | json }}
+    - require:
+      - file: saltcluster-orch-join-record
+
+saltcluster-orch-join-unlock-after-failure:
+  file.absent:
+    - name: {{ lock | json }}
+    - require:
+      - cmd: saltcluster-orch-join-lock
+    - onfail:
+      - salt: saltcluster-orch-join-saltutil-sync-modules
+      - salt: saltcluster-orch-join-mine-update
+      - salt: saltcluster-orch-join-nfs-export
+      - salt: saltcluster-orch-join-node-highstate
+      - salt: saltcluster-orch-join-membership
+      - file: saltcluster-orch-join-record
+{%- endif %}

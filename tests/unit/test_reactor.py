@@ -1,5 +1,11 @@
 """The reactor SLS files, rendered by Salt's own Jinja with the event data a
-master would pass: which events start an orchestration, and which do not."""
+master would pass: which events start an orchestration, and which do not.
+
+The reactors are cheap filters only: a minion can fire any of these tags with
+a payload of its choosing (``event.send`` with ``preload``), so the
+orchestrations check again against the master's own view
+(tests/unit/test_orch.py).  The payloads below are the ones Salt 3008.4
+delivers (tests/integration/test_reactor_security.py captures them live)."""
 
 import pytest
 import salt.config
@@ -22,15 +28,17 @@ HOSTS = """127.0.0.1 localhost
 """
 
 
-def render(name, data, files=(), hosts=HOSTS):
+def render(name, data, files=(), hosts=HOSTS, tag=None, opts=None):
+    if tag is None:
+        tag = f"salt/minion/{data.get('id', '')}/start" if name == "join.sls" else "salt/presence/change"
     salt_funcs = {
         "file.file_exists": lambda path: path in files or (path == "/etc/hosts" and hosts is not None),
         "file.read": lambda path: {"/etc/hosts": hosts}[path],
     }
-    opts = salt.config.DEFAULT_MASTER_OPTS.copy()
+    opts = dict(salt.config.DEFAULT_MASTER_OPTS.copy(), **(opts or {}))
     text = salt.utils.templates.render_jinja_tmpl(
         (REPO / "salt/reactor" / name).read_text(),
-        {"data": data, "tag": "test", "salt": salt_funcs, "opts": opts, "saltenv": "base", "sls": "reactor"},
+        {"data": data, "tag": tag, "salt": salt_funcs, "opts": opts, "saltenv": "base", "sls": "reactor"},
     )
     return salt.utils.yaml.safe_load(text) or {}
 
@@ -87,16 +95,53 @@ def test_start_events_that_do_nothing(minion, files):
     assert render("join.sls", {"id": minion}, files=files) == {}
 
 
+def test_start_event_of_another_minion_does_nothing():
+    """event.send fired by node2 with the tag of node1's start: Salt puts the
+    real sender's id in the data, and the two must agree."""
+    data = {"id": "node2", "cmd": "_minion_event", "tag": "salt/minion/node1/start", "data": {}}
+    files = {ACCEPTED + "node1", ACCEPTED + "node2", MARKER}
+    assert render("join.sls", data, files=files, tag="salt/minion/node1/start") == {}
+
+
+def test_pki_dir_and_marker_come_from_the_master_config():
+    opts = {"pki_dir": "/srv/pki", "saltcluster_join_marker": "/srv/marker"}
+    assert render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER}, opts=opts) == {}
+    high = render("join.sls", {"id": "node3"}, files={"/srv/pki/minions/node3", "/srv/marker"}, opts=opts)
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
+
+
+def leave_pillar(high):
+    (state,) = high.values()
+    args = state["runner.state.orchestrate"][0]["args"]
+    assert args[0]["mods"] == "orch.leave"
+    return args[1]["pillar"]
+
+
 def test_presence_loss_orchestrates_a_leave():
     high = render("leave.sls", {"new": [], "lost": ["node3", "node4"]})
-    (state,) = high.values()
-    assert state["runner.state.orchestrate"][0]["args"][1]["pillar"] == {"saltcluster_gone": ["node3", "node4"]}
+    assert leave_pillar(high) == {"saltcluster_gone": ["node3", "node4"], "saltcluster_leave_event": "presence"}
 
 
 def test_deleted_key_orchestrates_a_leave():
-    high = render("leave.sls", {"act": "delete", "id": "node3"})
-    (state,) = high.values()
-    assert state["runner.state.orchestrate"][0]["args"][1]["pillar"] == {"saltcluster_gone": ["node3"]}
+    high = render("leave.sls", {"act": "delete", "id": "node3", "result": True}, tag="salt/key")
+    assert leave_pillar(high) == {"saltcluster_gone": ["node3"], "saltcluster_leave_event": "key"}
+
+
+@pytest.mark.parametrize(
+    "tag, data",
+    [
+        # what `salt-call event.send salt/presence/change preload='{"lost": ["node1"]}'`
+        # on node2 delivers: the master adds the sender's id and cmd
+        ("salt/presence/change", {"id": "node2", "cmd": "_minion_event", "lost": ["node1"], "data": {}}),
+        # `salt-call event.send salt/key preload='{"act": "delete"}'` (the tag is
+        # only blacklisted for the `events` form)
+        ("salt/key", {"id": "node2", "cmd": "_minion_event", "act": "delete", "data": {}}),
+        # a key event of another tag
+        ("salt/presence/present", {"present": ["node1"]}),
+    ],
+)
+def test_leave_events_sent_by_a_minion_do_nothing(tag, data):
+    assert render("leave.sls", data, tag=tag) == {}
 
 
 @pytest.mark.parametrize(
@@ -107,7 +152,8 @@ def test_deleted_key_orchestrates_a_leave():
         {"act": "pend", "id": "rogue"},
         {"new": ["node3"], "lost": []},
         {"new": [], "lost": ["bad name; rm"]},
+        {"new": [], "lost": "node1"},  # not a list
     ],
 )
 def test_key_and_presence_events_that_do_nothing(data):
-    assert render("leave.sls", data) == {}
+    assert render("leave.sls", data, tag="salt/key" if "act" in data else "salt/presence/change") == {}

@@ -1,0 +1,343 @@
+"""The join and leave orchestrations, rendered by Salt's own Jinja the way the
+master renders them (runner side, master opts), against a fake master: its
+key list, its presence view, its mine cache and the minions' answers.
+
+Reactors pass on whatever an event says; these renderings are where a forged
+event must stop: every eviction and every join is checked here against what
+the master can confirm itself."""
+
+import os
+
+import pytest
+import salt.config
+import salt.utils.templates
+import salt.utils.yaml
+
+from tests.conftest import REPO
+
+BOOT_ID = "4f5c2a4e-0d6a-4c1e-9a43-6a1f2f0c1b7d"
+
+
+class FakeMaster:
+    """What the orchestration asks the master (wheel, runners, publishes) and
+    its own files, kept under ``tmp_path``."""
+
+    def __init__(self, tmp_path):
+        self.root = tmp_path
+        self.accepted = ["gateway", "master", "node1", "node2", "node3"]
+        self.alive = ["gateway", "master", "node1", "node2"]
+        self.mine = {m: {"saltcluster_host": {"host": m}} for m in self.accepted}
+        self.pids = {m: 4000 + i for i, m in enumerate(self.accepted)}
+        self.wheel_ok = True
+        self.answering = []  # not connected as far as presence sees, yet answers
+        self.calls = []
+        self.opts = salt.config.DEFAULT_MASTER_OPTS.copy()
+        self.opts.update(
+            cachedir=str(tmp_path / "cache"),
+            pidfile=str(tmp_path / "master.pid"),
+            pki_dir=str(tmp_path / "pki"),
+            saltcluster_join_marker=str(tmp_path / "bootstrapped"),
+        )
+        (tmp_path / "master.pid").write_text("1\n")
+        os.utime(tmp_path / "master.pid", (1000, 1000))
+        (tmp_path / "bootstrapped").write_text("x\n")
+
+    @property
+    def state_dir(self):
+        return self.root / "cache" / "saltcluster"
+
+    def identity(self, minion):
+        return f"{BOOT_ID} {self.pids[minion]}"
+
+    def record(self, minion, identity=None):
+        """A join of ``minion`` completed (as the orchestration records it)."""
+        path = self.state_dir / "joined" / minion
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((identity or self.identity(minion)) + "\n")
+
+    def lock(self, minion, mtime):
+        path = self.state_dir / "joining" / minion
+        path.mkdir(parents=True)
+        os.utime(path, (mtime, mtime))
+
+    # the salt functions the orchestration calls while it renders
+    def wheel(self, fun, *args, **kwargs):
+        self.calls.append(("wheel", fun, args))
+        assert fun == "key.list" and args == ("accepted",)
+        if not self.wheel_ok:
+            return {"return": "Exception occurred in wheel key.list", "success": False}
+        return {"fun": "wheel.key.list", "return": {"minions": list(self.accepted)}, "success": True}
+
+    def runner(self, fun, arg=None, kwarg=None, **kwargs):
+        self.calls.append(("runner", fun, kwargs))
+        if fun == "manage.alived":
+            return list(self.alive)
+        if fun == "cache.mine":
+            assert kwargs.get("tgt_type") == "list"
+            return {m: self.mine[m] for m in kwargs["tgt"].split(",") if m in self.mine}
+        raise AssertionError(fun)
+
+    def cmd(self, tgt, fun, arg=(), timeout=None, tgt_type="glob", **kwargs):
+        self.calls.append(("publish", tgt, fun))
+        if fun == "test.ping":
+            assert tgt_type == "list"
+            return {m: {"ret": True, "retcode": 0} for m in tgt.split(",") if m in self.alive + self.answering}
+        if tgt not in self.alive:
+            return {}
+        return {
+            tgt: {
+                "ret": {"grains.get": self.pids[tgt], "file.read": BOOT_ID + "\n"},
+                "retcode": {"grains.get": 0, "file.read": 0},
+            }
+        }
+
+    def published_to(self):
+        return [c[1] for c in self.calls if c[0] == "publish"]
+
+    def render(self, sls, pillar):
+        def pillar_get(key, default=""):
+            return pillar.get(key, default)
+
+        funcs = {
+            "pillar.get": pillar_get,
+            "saltutil.wheel": self.wheel,
+            "saltutil.runner": self.runner,
+            "saltutil.cmd": self.cmd,
+            "file.file_exists": os.path.isfile,
+            "file.directory_exists": os.path.isdir,
+            "file.read": lambda path: open(path, encoding="utf-8").read(),
+            "file.stats": lambda path: {"mtime": os.stat(path).st_mtime},
+        }
+        text = salt.utils.templates.render_jinja_tmpl(
+            (REPO / "salt/orch" / sls).read_text(),
+            {"salt": funcs, "opts": self.opts, "pillar": pillar, "saltenv": "base", "sls": "orch." + sls[:-4]},
+        )
+        return salt.utils.yaml.safe_load(text) or {}
+
+
+@pytest.fixture
+def master(tmp_path):
+    return FakeMaster(tmp_path)
+
+
+def _fun(state):
+    """'salt.state' for {'salt.state': [...]} or {'salt': ['state', ...]}."""
+    (key, args), *_ = [(k, v) for k, v in state.items() if not k.startswith("__")]
+    if "." in key:
+        return key, args
+    return f"{key}.{next(a for a in args if isinstance(a, str))}", args
+
+
+def _arg(args, name):
+    return next(a[name] for a in args if isinstance(a, dict) and name in a)
+
+
+def acting(high):
+    """The states that act on minions or the master's records: everything
+    but the notice of what was refused."""
+    return {sid: _fun(state) for sid, state in high.items() if not sid.endswith("-refused")}
+
+
+def refused(high, sid):
+    state = high.get(sid)
+    assert state, f"no {sid} in {sorted(high)}"
+    return _arg(_fun(state)[1], "text")
+
+
+# ---------------------------------------------------------------- leave
+
+
+def leave(master, gone, event="presence"):
+    return master.render("leave.sls", {"saltcluster_gone": gone, "saltcluster_leave_event": event})
+
+
+def test_forged_loss_of_a_member_that_is_up_evicts_nobody(master):
+    """node2 fired salt/presence/change saying node1 is lost: node1 is
+    connected and its key accepted, so nothing changes."""
+    high = leave(master, ["node1"])
+    assert acting(high) == {}
+    assert "node1" in refused(high, "saltcluster-orch-leave-refused")
+    assert master.published_to() == []  # the master's own view, no publish
+
+
+def test_real_loss_evicts_only_the_minion_the_master_lost_too(master):
+    master.alive.remove("node2")
+    master.record("node2")
+    high = leave(master, ["node1", "node2"])
+    states = acting(high)
+    fun, args = states["saltcluster-orch-leave-cache-clear-mine"]
+    assert fun == "salt.runner" and _arg(args, "tgt") == "node2" and _arg(args, "tgt_type") == "list"
+    fun, args = states["saltcluster-orch-leave-membership"]
+    assert fun == "salt.state" and _arg(args, "tgt") == "* and not L@node2" and _arg(args, "queue") is True
+    fun, args = states["saltcluster-orch-leave-nfs-export"]
+    assert (fun, _arg(args, "sls")) == ("salt.state", "cluster.nfs.server")
+    assert _arg(args, "tgt") == "G@roles:master and not L@node2"
+    fun, args = states["saltcluster-orch-leave-file-absent-joined"]
+    assert fun == "file.absent" and _arg(args, "names") == [str(master.state_dir / "joined" / "node2")]
+    assert "node1" in refused(high, "saltcluster-orch-leave-refused")
+
+
+@pytest.mark.parametrize(
+    "gone, why",
+    [
+        (["rogue"], "no accepted key"),  # never a member: nothing to forget
+        (["node3"], "no mine data"),  # lost before, already forgotten
+        (["* or node1"], "not a minion name"),
+    ],
+)
+def test_losses_the_master_cannot_confirm_change_nothing(master, gone, why):
+    master.mine.pop("node3")
+    high = leave(master, gone)
+    assert acting(high) == {}
+    assert why in refused(high, "saltcluster-orch-leave-refused")
+
+
+def test_loss_of_a_minion_that_still_answers_a_ping_evicts_nobody(master):
+    """Presence says gone (its address is not connected, e.g. behind NAT),
+    but the minion answers over its own key: it stays."""
+    master.alive.remove("node2")
+    master.answering.append("node2")
+    high = leave(master, ["node2"])
+    assert acting(high) == {}
+    assert "answered a ping" in refused(high, "saltcluster-orch-leave-refused")
+
+
+def test_a_replayed_loss_changes_nothing_the_second_time(master):
+    master.alive.remove("node2")
+    assert "saltcluster-orch-leave-cache-clear-mine" in leave(master, ["node2"])
+    master.mine.pop("node2")  # what cache.clear_mine did
+    assert acting(leave(master, ["node2"])) == {}
+
+
+def test_an_id_listed_twice_is_evicted_once(master):
+    master.alive.remove("node2")
+    states = acting(leave(master, ["node2", "node2"]))
+    assert _arg(states["saltcluster-orch-leave-cache-clear-mine"][1], "tgt") == "node2"
+    assert len(_arg(states["saltcluster-orch-leave-file-absent-joined"][1], "names")) == 1
+
+
+def test_deleted_key_evicts_the_minion(master):
+    master.accepted.remove("node2")  # salt-key -d node2 (the minion may still be up)
+    states = acting(leave(master, ["node2"], event="key"))
+    assert _arg(states["saltcluster-orch-leave-cache-clear-mine"][1], "tgt") == "node2"
+
+
+def test_key_event_for_an_accepted_key_evicts_nobody(master):
+    """A minion can fire salt/key itself (the tag is blacklisted only for the
+    `events` form): the key is still accepted, so it was not deleted."""
+    high = leave(master, ["node2"], event="key")
+    assert acting(high) == {}
+    assert "still accepted" in refused(high, "saltcluster-orch-leave-refused")
+
+
+@pytest.mark.parametrize("event", ["", "whatever"])
+def test_unknown_leave_event_evicts_nobody(master, event):
+    master.alive.remove("node2")
+    assert acting(leave(master, ["node2"], event=event)) == {}
+
+
+def test_unreadable_key_list_evicts_nobody(master):
+    master.wheel_ok = False
+    master.accepted.remove("node2")
+    assert acting(leave(master, ["node2"], event="key")) == {}
+
+
+def test_empty_or_bad_leave_pillar_renders_nothing_that_acts(master):
+    assert acting(leave(master, [])) == {}
+    assert acting(leave(master, "node2")) == {}
+
+
+# ---------------------------------------------------------------- join
+
+
+def join(master, minion):
+    return master.render("join.sls", {"saltcluster_join": minion})
+
+
+JOIN_STEPS = [
+    "saltcluster-orch-join-file-directory-state",
+    "saltcluster-orch-join-lock",
+    "saltcluster-orch-join-saltutil-sync-modules",
+    "saltcluster-orch-join-mine-update",
+    "saltcluster-orch-join-nfs-export",
+    "saltcluster-orch-join-node-highstate",
+    "saltcluster-orch-join-membership",
+    "saltcluster-orch-join-record",
+    "saltcluster-orch-join-unlock",
+    "saltcluster-orch-join-unlock-after-failure",
+]
+
+
+def test_new_minion_joins_under_a_lock_and_is_recorded(master):
+    master.alive.append("node3")
+    high = join(master, "node3")
+    states = acting(high)
+    assert sorted(states) == sorted(JOIN_STEPS)
+    lock = str(master.state_dir / "joining" / "node3")
+    assert states["saltcluster-orch-join-lock"][0] == "cmd.run"
+    assert _arg(states["saltcluster-orch-join-lock"][1], "name") == f"mkdir {lock}"
+    # the export follows before the node's highstate mounts it
+    nfs = states["saltcluster-orch-join-nfs-export"][1]
+    assert (_arg(nfs, "tgt"), _arg(nfs, "sls"), _arg(nfs, "queue")) == ("G@roles:master", "cluster.nfs.server", True)
+    assert {"salt": "saltcluster-orch-join-nfs-export"} in _arg(states["saltcluster-orch-join-node-highstate"][1], "require")
+    record = states["saltcluster-orch-join-record"][1]
+    assert _arg(record, "name") == str(master.state_dir / "joined" / "node3")
+    assert _arg(record, "contents") == master.identity("node3")
+    assert _arg(states["saltcluster-orch-join-unlock"][1], "name") == lock
+    assert len(_arg(states["saltcluster-orch-join-unlock-after-failure"][1], "onfail")) >= 5
+
+
+def test_replayed_start_of_a_joined_member_does_nothing(master):
+    """A start event (forged, replayed, or a reconnect) for a member whose
+    salt-minion has not restarted since its last join: no second join."""
+    master.record("node1")
+    high = join(master, "node1")
+    assert acting(high) == {}
+    assert "already joined" in refused(high, "saltcluster-orch-join-refused")
+
+
+def test_real_restart_of_a_member_joins_it_again(master):
+    master.record("node1", identity=f"{BOOT_ID} 17")  # an earlier salt-minion
+    assert sorted(acting(join(master, "node1"))) == sorted(JOIN_STEPS)
+
+
+def test_start_of_a_minion_without_an_accepted_key_does_nothing(master):
+    high = join(master, "rogue")
+    assert acting(high) == {}
+    assert "no accepted key" in refused(high, "saltcluster-orch-join-refused")
+    assert master.published_to() == []  # nothing is sent to an unknown id
+
+
+@pytest.mark.parametrize("minion", ["node1 or *", "", "../x", "a" * 70])
+def test_join_of_a_bad_name_does_nothing(master, minion):
+    high = join(master, minion)
+    assert acting(high) == {}
+    assert master.calls == []
+
+
+def test_join_while_bootstrapping_does_nothing(master):
+    os.unlink(master.opts["saltcluster_join_marker"])
+    high = join(master, "node3")
+    assert acting(high) == {} and "bootstrap" in refused(high, "saltcluster-orch-join-refused")
+
+
+def test_join_of_a_minion_that_does_not_answer_does_nothing(master):
+    high = join(master, "node3")  # accepted, not connected
+    assert acting(high) == {} and "did not answer" in refused(high, "saltcluster-orch-join-refused")
+
+
+def test_second_join_while_one_runs_does_nothing(master):
+    master.lock("node2", mtime=2000)  # taken after the master started (mtime 1000)
+    high = join(master, "node2")
+    assert acting(high) == {} and "in progress" in refused(high, "saltcluster-orch-join-refused")
+
+
+def test_lock_left_by_an_earlier_master_run_is_taken_over(master):
+    master.lock("node2", mtime=500)  # the master restarted in the middle of that join
+    states = acting(join(master, "node2"))
+    assert sorted(states) == sorted(["saltcluster-orch-join-file-absent-stale-lock", *JOIN_STEPS])
+
+
+def test_unreadable_key_list_joins_nobody(master):
+    master.wheel_ok = False
+    assert acting(join(master, "node2")) == {}

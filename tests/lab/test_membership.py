@@ -180,6 +180,11 @@ def test_minion_without_token_is_not_accepted(lab, highstated):
         assert not any(lab.membership_view("rogue").values())
         rc, out, _ = sh(lab, "master", "salt --out=txt --timeout=5 rogue test.ping")
         assert "rogue" not in out
+        # inside the cluster's cidr but not a member: the shared home is not exported to it
+        rc, out, _ = sh(lab, "rogue", "mkdir -p /mnt/probe; timeout 60 mount -t nfs4 -o ro,soft,timeo=30,retrans=1 "
+                                      "master:/home/jobhandler /mnt/probe; echo rc=$?; umount /mnt/probe 2>/dev/null; true",
+                        timeout=120)  # fmt: skip
+        assert "rc=" in out and "rc=0" not in out, out
     finally:
         lab.cmd_leave(argparse.Namespace(names=["rogue"], verb="kill"))
         sh(lab, "master", "salt-key -y -d rogue")

@@ -50,13 +50,13 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
-USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
-TEMPLATE_RE = re.compile(r"^(salt://[^\s]+|file:///[^\s]+)$")
-DURATION_RE = re.compile(r"^\d+(ms|s|m|h)?$")
-SIZE_RE = re.compile(r"^\d+[kKmM]?$")
+USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}\Z")
+TEMPLATE_RE = re.compile(r"^(salt://[^\s]+|file:///[^\s]+)\Z")
+DURATION_RE = re.compile(r"^\d+(ms|s|m|h)?\Z")
+SIZE_RE = re.compile(r"^\d+[kKmM]?\Z")
 # a path that goes into shell profiles and rpaths as it is
-PLAIN_PATH_RE = re.compile(r"^/[A-Za-z0-9_.+/-]*$")
+PLAIN_PATH_RE = re.compile(r"^/[A-Za-z0-9_.+/-]*\Z")
 
 
 def __virtual__():
@@ -255,7 +255,7 @@ def validate(cfg, grains=None):
             _bad("nfs:clients", client, f"reaches outside the cluster network {cluster_net}")
     _str_list(cfg, "nfs:options")
     for opt in cfg["nfs"]["options"]:
-        if opt not in NFS_OPTIONS and not re.match(r"^(anonuid|anongid|fsid)=\d+$", opt):
+        if opt not in NFS_OPTIONS and not re.fullmatch(r"(anonuid|anongid|fsid)=\d+", opt):
             _bad("nfs:options", opt, "is not an exports(5) option")
         if opt in ("no_root_squash", "insecure"):
             # no_root_squash: root on a client would own every file of the

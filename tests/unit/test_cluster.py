@@ -123,6 +123,15 @@ BAD = [
     ({"mpi": {"mpicc": "../mpicc"}}, "mpi:mpicc", "'../mpicc'"),
     ({"mpi": {"packages": "mpich"}}, "mpi:packages", "'mpich'"),
     ({"mpi": {"profile_file": "profile.d/x.sh"}}, "mpi:profile_file", "'profile.d/x.sh'"),
+    # a trailing newline passes a pattern that ends in $: every one ends in \Z
+    ({"user": {"name": "jobhandler\n"}}, "user:name", "'jobhandler\\n'"),
+    ({"user": {"group": "jobhandler\n"}}, "user:group", "'jobhandler\\n'"),
+    ({"network": {"master_host": "master\n"}}, "network:master_host", "'master\\n'"),
+    ({"mpi": {"ucx_net_device": "vec0\n"}}, "mpi:ucx_net_device", "'vec0\\n'"),
+    ({"lb": {"read_timeout": "5s\n"}}, "lb:read_timeout", "'5s\\n'"),
+    ({"lb": {"zone_size": "64k\n"}}, "lb:zone_size", "'64k\\n'"),
+    ({"lb": {"template": "salt://cluster/files/nginx/lb.conf.jinja\n"}}, "lb:template", "jinja\\n'"),
+    ({"nfs": {"options": ["rw", "anonuid=5\n"]}}, "nfs:options", "'anonuid=5\\n'"),
 ]
 
 

@@ -31,8 +31,9 @@ from lab import ALLOC, GUEST_PYTHON, IMPORT, SYSCALL, floor, reapply
 from mpi import lab_round
 
 
-def measure(kernel, runs):
-    """{figure: [samples]} for one kernel, from a fresh lab."""
+def measure(kernel, runs, quick=False):
+    """{figure: [samples]} for one kernel, from a fresh lab.  QUICK: lab up
+    and the guest probes only (no highstate, re-apply, mpi.run or join)."""
     saltlab.KERNEL = kernel
     saltlab.cmd_down(None)
     saltlab.build_kernel()
@@ -40,10 +41,11 @@ def measure(kernel, runs):
     figures = json.loads((saltlab.CACHE / "figures.json").read_text())
     out = {"lab up: every host answering ssh (s)": [figures["boot_to_ssh_s"]],
            "lab up: every minion answering Salt (s)": [figures["boot_to_minions_s"]]}  # fmt: skip
-    secs, _, failed = saltlab.highstate()
-    if failed:
-        raise SystemExit(f"{kernel}: first highstate failed:\n" + "\n".join(failed))
-    out["first whole-lab highstate (s)"] = [secs]
+    if not quick:
+        secs, _, failed = saltlab.highstate()
+        if failed:
+            raise SystemExit(f"{kernel}: first highstate failed:\n" + "\n".join(failed))
+        out["first whole-lab highstate (s)"] = [secs]
     probes = {"syscall": SYSCALL, "alloc": ALLOC, "import": IMPORT}
     rows = {key: [] for key in probes}
     for _ in range(runs):
@@ -53,6 +55,8 @@ def measure(kernel, runs):
     out["guest: one system call, getppid (us)"] = [r[0] for r in rows["syscall"]]
     out["guest: time per minor page fault, allocating 1M objects (us)"] = [1e6 * s / f for s, f in rows["alloc"]]
     out["guest: import salt.minion (s)"] = [r[0] for r in rows["import"]]
+    if quick:
+        return out
     floors, reapplies = [], []
     for _ in range(runs):
         floors.append(floor())
@@ -80,6 +84,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--kernels", default="6.12,7.3")
+    parser.add_argument("--quick", action="store_true", help="lab up and guest probes only")
     args = parser.parse_args()
     kernels = args.kernels.split(",")
     model, xstate = host_cpu()
@@ -88,7 +93,7 @@ def main():
     results = {}
     for kernel in kernels:
         print(f"== kernel {kernel} ({' '.join(saltlab.KERNELS[kernel]['cmdline']) or 'ptrace mode'})", flush=True)
-        results[kernel] = measure(kernel, args.runs)
+        results[kernel] = measure(kernel, args.runs, args.quick)
     saltlab.KERNEL = kernels[-1]
     saltlab.cmd_down(None)
     text = [head, ""]

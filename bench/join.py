@@ -22,35 +22,24 @@ import statistics
 import sys
 import time
 
-from common import REPO, Table, guest_time, saltlab, verdict
+from common import write_results
+from labkit import ops, probes, remote
+from labkit.figures import Table, verdict
 
 
 def until(check, timeout=900):
+    """When CHECK (a probe such as probes.everywhere) first returns True."""
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if check():
+        if check() is True:
             return time.time()
         time.sleep(1)
     raise SystemExit(f"not converged in {timeout} s")
 
 
-def everywhere(names):
-    return lambda: all(all(saltlab.membership_view(n).values()) for n in names)
-
-
-def nowhere(names):
-    return lambda: not any(any(saltlab.membership_view(n).values()) for n in names)
-
-
-def floor():
-    secs, rc, out = guest_time("master", "salt --static --out=json '*' state.single test.succeed_without_changes name=floor")
-    assert rc == 0, out
-    return secs
-
-
 def _log_time(node, path, pattern, first=True):
     pick = "head -1" if first else "tail -1"
-    out = saltlab.ssh(node, f"grep -h -E '{pattern}' {path} | {pick}", timeout=60).stdout.strip()
+    out = remote.ssh(node, f"grep -h -E '{pattern}' {path} | {pick}", timeout=60).stdout.strip()
     if not out:
         return None
     stamp = datetime.datetime.strptime(out[:23], "%Y-%m-%d %H:%M:%S,%f")
@@ -64,18 +53,18 @@ STOP_RECORDER = f"[ -f {EVENTS}.pid ] && kill $(cat {EVENTS}.pid) 2>/dev/null; r
 def events_start():
     """Record the master's event bus (`salt-run state.event`) to EVENTS, and
     return once the recorder is seen to receive (a marker event it logs)."""
-    saltlab.ssh("master", f"{STOP_RECORDER}; nohup salt-run state.event pretty=False > {EVENTS} 2>&1 < /dev/null & "
+    remote.ssh("master", f"{STOP_RECORDER}; nohup salt-run state.event pretty=False > {EVENTS} 2>&1 < /dev/null & "
                 f"echo $! > {EVENTS}.pid", timeout=60)  # fmt: skip
     for _ in range(20):
-        saltlab.ssh("master", "salt-run event.send bench/recorder/ready", timeout=120)
-        if saltlab.ssh("master", f"grep -c '^bench/recorder/ready' {EVENTS}", timeout=30).stdout.strip() not in ("", "0"):
+        remote.ssh("master", "salt-run event.send bench/recorder/ready", timeout=120)
+        if remote.ssh("master", f"grep -c '^bench/recorder/ready' {EVENTS}", timeout=30).stdout.strip() not in ("", "0"):
             return
     raise SystemExit("the master's event recorder never received an event")
 
 
 def events_stop():
     """The recorded events as (unix time, tag, data), and the recorder ended."""
-    out = saltlab.ssh("master", f"{STOP_RECORDER}; cat {EVENTS}", timeout=60).stdout
+    out = remote.ssh("master", f"{STOP_RECORDER}; cat {EVENTS}", timeout=60).stdout
     events = []
     for line in out.splitlines():
         tag, _, raw = line.partition("\t")
@@ -127,25 +116,25 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--burst", type=int, default=3)
     args = parser.parse_args()
-    saltlab.cmd_up(None)
+    ops.up()
     table, notes = Table(), []
     floors, ups, joins, leaves, phases = [], [], [], [], []
     for i in range(args.runs):
         name = f"node{90 + i}"
-        floors.append(floor())
+        floors.append(probes.floor())
         events_start()
         t0 = time.time()
-        saltlab.cmd_join(argparse.Namespace(names=[name]))
+        ops.join([name])
         ups.append(time.time() - t0)
-        joins.append(until(everywhere([name])) - t0)
+        joins.append(until(lambda: probes.everywhere([name])) - t0)
         minion_start = _log_time(name, "/var/log/salt/minion", "Setting up the Salt Minion|Starting up the Salt Minion")
         timeline = join_timeline(name, events_stop(), t0)
         phases.append([f"salt-minion starts {minion_start - t0:.1f} s"] * bool(minion_start) + timeline
                       + [f"visible everywhere {joins[-1]:.1f} s"])  # fmt: skip
         t1 = time.time()
-        saltlab.cmd_leave(argparse.Namespace(names=[name], verb="leave"))
+        ops.leave([name])
         stopped = time.time()
-        leaves.append(until(nowhere([name])) - stopped)
+        leaves.append(until(lambda: probes.nowhere([name])) - stopped)
         print(f"run {i + 1}: floor {floors[-1]:.1f} s, up {ups[-1]:.1f} s, join visible {joins[-1]:.1f} s, "
               f"leave (stop {stopped - t1:.1f} s) gone {leaves[-1]:.1f} s after stop", flush=True)  # fmt: skip
     f = statistics.median(floors)
@@ -159,11 +148,11 @@ def main():
     if args.burst:
         names = [f"node{80 + i}" for i in range(args.burst)]
         t0 = time.time()
-        saltlab.cmd_join(argparse.Namespace(names=names))
-        burst_join = until(everywhere(names)) - t0
-        saltlab.cmd_leave(argparse.Namespace(names=names, verb="leave"))
+        ops.join(names)
+        burst_join = until(lambda: probes.everywhere(names)) - t0
+        ops.leave(names)
         stopped = time.time()
-        burst_leave = until(nowhere(names)) - stopped
+        burst_leave = until(lambda: probes.nowhere(names)) - stopped
         table.add(f"burst: {args.burst} nodes join at once, command to all visible everywhere", [burst_join],
                   ratio=f"{burst_join / f:.1f}x floor")  # fmt: skip
         table.add(f"burst: {args.burst} nodes leave at once, stopped to all gone", [burst_leave],
@@ -171,9 +160,7 @@ def main():
 
     for parts in phases:
         notes.append("join timeline (seconds after the join command; [job: its own duration]): " + ", ".join(parts))
-    text = table.markdown() + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    print("\n" + text)
-    (REPO / "bench/results-join.md").write_text("# bench/join.py\n\n" + text + "\n")
+    write_results("join", table.markdown() + "\n\n" + "\n".join(f"- {n}" for n in notes))
     return 0
 
 

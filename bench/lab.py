@@ -31,7 +31,9 @@ import subprocess
 import sys
 import time
 
-from common import REPO, Table, guest_time, saltlab, verdict
+from common import write_results
+from labkit import config, figures, ops, probes, remote
+from labkit.figures import Table, verdict
 
 PEAK_RSS = r"""
 svc=$1; out=$2; : > $out
@@ -58,6 +60,7 @@ SYSCALL = (
 )
 IMPORT = "import time; t = time.perf_counter(); import salt.minion; print(time.perf_counter() - t)"
 GUEST_PYTHON = "/opt/salt/bin/python3"
+NODE1_URL = f"http://{config.address('node1')}/whoami"  # a backend, straight
 
 SUMMARY = r"""
 import json, collections, sys
@@ -75,26 +78,20 @@ print(json.dumps({"changes": changes, "per_minion": per_minion, "top": per_state
 """
 
 
-def floor():
-    secs, rc, out = guest_time("master", "salt --static --out=json '*' state.single test.succeed_without_changes name=floor")
-    assert rc == 0, out
-    return secs
-
-
 def reapply(sample_memory=False):
     if sample_memory:
-        saltlab.ssh("master", f"cat > /tmp/peak.sh <<'EOF'\n{PEAK_RSS}\nEOF")
-        saltlab.ssh("node1", f"cat > /tmp/peak.sh <<'EOF'\n{PEAK_RSS}\nEOF")
+        remote.ssh("master", f"cat > /tmp/peak.sh <<'EOF'\n{PEAK_RSS}\nEOF")
+        remote.ssh("node1", f"cat > /tmp/peak.sh <<'EOF'\n{PEAK_RSS}\nEOF")
         for node, svc in (("master", "salt-master.service"), ("node1", "salt-minion.service")):
-            saltlab.ssh(node, f"touch /tmp/bench.sampling; nohup bash /tmp/peak.sh {svc} /tmp/peak.txt >/dev/null 2>&1 &")
-    secs, rc, out = guest_time("master", "salt --static --out=json '*' state.apply queue=True > /tmp/hs.json")
+            remote.ssh(node, f"touch /tmp/bench.sampling; nohup bash /tmp/peak.sh {svc} /tmp/peak.txt >/dev/null 2>&1 &")
+    secs, rc, out = remote.guest_time("master", "salt --static --out=json '*' state.apply queue=True > /tmp/hs.json")
     peaks = {}
     if sample_memory:
         for node in ("master", "node1"):
-            res = saltlab.ssh(node, "rm -f /tmp/bench.sampling; sleep 0.5; sort -n /tmp/peak.txt | tail -1")
+            res = remote.ssh(node, "rm -f /tmp/bench.sampling; sleep 0.5; sort -n /tmp/peak.txt | tail -1")
             peaks[node] = int(res.stdout.split()[0]) / 1024
-    saltlab.ssh("master", f"cat > /tmp/summary.py <<'EOF'\n{SUMMARY}\nEOF")
-    summary = json.loads(saltlab.ssh("master", "python3 /tmp/summary.py", timeout=60).stdout)
+    remote.ssh("master", f"cat > /tmp/summary.py <<'EOF'\n{SUMMARY}\nEOF")
+    summary = json.loads(remote.ssh("master", "python3 /tmp/summary.py", timeout=60).stdout)
     if "error" in summary:
         raise SystemExit(f"highstate failed: {summary['error']}")
     return secs, summary, peaks
@@ -102,7 +99,7 @@ def reapply(sample_memory=False):
 
 def wrk(url, seconds=8, connections=8):
     threads = min(2, connections)
-    res = saltlab.ssh("client", f"wrk -t{threads} -c{connections} -d{seconds}s --latency {url}", timeout=seconds + 60)
+    res = remote.ssh("client", f"wrk -t{threads} -c{connections} -d{seconds}s --latency {url}", timeout=seconds + 60)
     p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", res.stdout, re.M)
     reqs = re.search(r"(\d+) requests in", res.stdout)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", res.stdout)
@@ -114,14 +111,14 @@ def wrk(url, seconds=8, connections=8):
 
 def backend_shares(before):
     time.sleep(2)  # the access log is buffered: flushed every second
-    out = saltlab.ssh("gateway", f"tail -n +{before + 1} /var/log/nginx/access.log | awk '{{print $NF}}' | sort | uniq -c").stdout
+    out = remote.ssh("gateway", f"tail -n +{before + 1} /var/log/nginx/access.log | awk '{{print $NF}}' | sort | uniq -c").stdout
     counts = {addr: int(n) for n, addr in (line.split() for line in out.splitlines())}
     total = sum(counts.values())
     return {addr: n / total for addr, n in counts.items()}, total
 
 
 def log_lines():
-    return int(saltlab.ssh("gateway", "wc -l < /var/log/nginx/access.log").stdout.strip() or 0)
+    return int(remote.ssh("gateway", "wc -l < /var/log/nginx/access.log").stdout.strip() or 0)
 
 
 def main():
@@ -134,12 +131,12 @@ def main():
     # -- lab up and first highstate, from a fresh lab
     ups_ssh, ups_salt, firsts = [], [], []
     for _ in range(args.fresh):
-        saltlab.cmd_down(None)
-        saltlab.cmd_up(None)
-        figures = json.loads((saltlab.CACHE / "figures.json").read_text())
-        ups_ssh.append(figures["boot_to_ssh_s"])
-        ups_salt.append(figures["boot_to_minions_s"])
-        secs, changed, failed = saltlab.highstate()
+        ops.down()
+        ops.up()
+        recorded = figures.load()
+        ups_ssh.append(recorded["boot_to_ssh_s"])
+        ups_salt.append(recorded["boot_to_minions_s"])
+        secs, changed, failed = ops.highstate()
         if failed:
             raise SystemExit("first highstate failed:\n" + "\n".join(failed))
         firsts.append(secs)
@@ -150,26 +147,26 @@ def main():
                   target=f"<= 30 s: {verdict(statistics.median(ups_salt) <= 30)}")  # fmt: skip
         table.add("whole-lab first highstate (sync, mine.update, state.apply; fresh lab)", firsts)
     else:  # the figures the last fresh `saltlab up` / first highstate recorded
-        saltlab.cmd_up(None)
-        saltlab.highstate()
-        figures = json.loads((saltlab.CACHE / "figures.json").read_text())
+        ops.up()
+        ops.highstate()
+        recorded = figures.load()
         for key, label in (("boot_to_ssh_s", "lab up: every host answering ssh (last fresh saltlab up)"),
                            ("boot_to_minions_s", "lab up: every minion answering Salt (last fresh saltlab up)"),
                            ("first_highstate_s", "whole-lab first highstate (last saltlab demo)")):  # fmt: skip
-            if key in figures:
-                table.add(label, [figures[key]])
-    figures = json.loads((saltlab.CACHE / "figures.json").read_text())
+            if key in recorded:
+                table.add(label, [recorded[key]])
+    recorded = figures.load()
     for key, label in (("kernel_build_s", "UML kernel build (recorded when built)"),
                        ("image_build_s", "host image build (recorded when built)")):  # fmt: skip
-        if key in figures:
-            table.add(label, [figures[key]])
+        if key in recorded:
+            table.add(label, [recorded[key]])
 
     # -- why Salt is slow in the guests: page faults, system calls and imports, guest against host
-    probes = {"alloc": ALLOC, "syscall": SYSCALL, "import": IMPORT}
-    guest, host = {key: [] for key in probes}, {key: [] for key in probes}
+    snippets = {"alloc": ALLOC, "syscall": SYSCALL, "import": IMPORT}
+    guest, host = {key: [] for key in snippets}, {key: [] for key in snippets}
     for _ in range(args.runs):
-        for key, probe in probes.items():
-            out = saltlab.ssh("node1", f"{GUEST_PYTHON} -c {shlex.quote(probe)}", timeout=300).stdout
+        for key, probe in snippets.items():
+            out = remote.ssh("node1", f"{GUEST_PYTHON} -c {shlex.quote(probe)}", timeout=300).stdout
             guest[key].append([float(v) for v in out.split()])
             out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
             host[key].append([float(v) for v in out.split()])
@@ -198,7 +195,7 @@ def main():
     floors, reapplies, changes, peaks = [], [], [], {"master": [], "node1": []}
     summary = None
     for i in range(args.runs):
-        floors.append(floor())
+        floors.append(probes.floor())
         secs, summary, peak = reapply(sample_memory=True)
         reapplies.append(secs)
         changes.append(summary["changes"])
@@ -220,13 +217,13 @@ def main():
     via, direct, shares_all = [], [], []
     for _ in range(args.runs):
         before = log_lines()
-        p50, n, err = wrk("http://10.0.2.5/whoami")
+        p50, n, err = wrk(config.lb_url())
         shares, total = backend_shares(before)
         if not shares:
             raise SystemExit("the gateway's access log shows no proxied requests")
         shares_all.append(max(abs(s - 1 / len(shares)) for s in shares.values()))
         via.append(p50)
-        p50, n2, err2 = wrk("http://10.5.5.9/whoami")
+        p50, n2, err2 = wrk(NODE1_URL)
         direct.append(p50)
         if err or err2:
             notes.append(f"wrk errors: {err or ''} {err2 or ''}")
@@ -237,8 +234,8 @@ def main():
     # one connection: no queueing, what the extra hop itself costs
     via1, direct1 = [], []
     for _ in range(args.runs):
-        via1.append(wrk("http://10.0.2.5/whoami", seconds=5, connections=1)[0])
-        direct1.append(wrk("http://10.5.5.9/whoami", seconds=5, connections=1)[0])
+        via1.append(wrk(config.lb_url(), seconds=5, connections=1)[0])
+        direct1.append(wrk(NODE1_URL, seconds=5, connections=1)[0])
     table.add("wrk p50 latency, one connection, straight to node1", direct1, unit="ms")
     ratio1 = statistics.median(via1) / statistics.median(direct1)
     table.add("wrk p50 latency, one connection, through the gateway", via1, unit="ms",
@@ -247,9 +244,7 @@ def main():
     table.add("round robin: largest deviation of a backend's share from even", [100 * s for s in shares_all],
               unit="%", target=f"<= 1 %: {verdict(worst <= 0.01)}")  # fmt: skip
 
-    text = table.markdown() + "\n\n" + "\n".join(f"- {n}" for n in notes)
-    print("\n" + text)
-    (REPO / "bench/results-lab.md").write_text("# bench/lab.py\n\n" + text + "\n")
+    write_results("lab", table.markdown() + "\n\n" + "\n".join(f"- {n}" for n in notes))
     return 0
 
 

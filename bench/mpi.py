@@ -30,7 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, Table, guest_time, host_cpu, saltlab, verdict
+from common import REPO, host_cpu, write_results
+from labkit import config, hosts, ops, remote
+from labkit.figures import Table, verdict
 
 WHEEL = "mpich==5.0.2"
 
@@ -38,15 +40,15 @@ WHEEL = "mpich==5.0.2"
 def lab_round():
     """ping, mpi.run (CLI seconds, job seconds) and bare mpiexec, each once;
     None for a run that failed or hit its timeout."""
-    ping, rc, out = guest_time("master", "salt master test.ping")
+    ping, rc, out = remote.guest_time("master", "salt master test.ping")
     assert rc == 0, out
-    cli, rc, out = guest_time("master", "salt --static --out=json master mpi.run cpi np=4 timeout=30")
+    cli, rc, out = remote.guest_time("master", "salt --static --out=json master mpi.run cpi np=4 timeout=30")
     ret = json.loads(out or "{}").get("master", {})
     ok = isinstance(ret, dict) and ret.get("retcode") == 0 and not ret.get("timed_out")
-    bare, rc, out = guest_time("master", "su - jobhandler -c 'timeout -s KILL 30 mpiexec -f hosts -n 4 bin/cpi'")
+    bare, rc, out = remote.guest_time("master", "su - jobhandler -c 'timeout -s KILL 30 mpiexec -f hosts -n 4 bin/cpi'")
     bare_ok = rc == 0 and "pi is approximately" in out
     if not bare_ok:
-        saltlab.ssh("master", "for h in node1 node2; do ssh $h pkill -KILL -f /home/jobhandler/bin/cpi; done", timeout=60)
+        remote.ssh("master", "for h in node1 node2; do ssh $h pkill -KILL -f /home/jobhandler/bin/cpi; done", timeout=60)
     return ping, (cli, ret["duration"]) if ok else None, bare if bare_ok else None
 
 
@@ -99,13 +101,13 @@ def main():
     args = parser.parse_args()
     table = Table()
     model, xstate = host_cpu()
-    print(f"host CPU: {model}, xstate {xstate} bytes; lab kernel {saltlab.KERNEL}", flush=True)
+    print(f"host CPU: {model}, xstate {xstate} bytes; lab kernel {config.KERNEL}", flush=True)
 
     host_baseline(table, args.host_runs)
 
-    if not all(saltlab.running(n) for n in saltlab.hosts()):
-        saltlab.cmd_up(None)
-        secs, _, failed = saltlab.highstate()
+    if not all(hosts.running(n) for n in hosts.specs()):
+        ops.up()
+        secs, _, failed = ops.highstate()
         if failed:
             raise SystemExit("highstate failed:\n" + "\n".join(failed))
     pings, clis, jobs, bares = [], [], [], []
@@ -133,10 +135,9 @@ def main():
     table.add("lab: salt master mpi.run cpi np=4, through the salt CLI", clis or [0.0],
               ratio=f"adds {over:.2f} s to bare",
               target=f"<= round trip + 0.5 s = {allowed:.2f} s: {verdict(over <= allowed)}")  # fmt: skip
-    text = (f"Host CPU: {model}, xstate {xstate} bytes; lab kernel {saltlab.KERNEL} "
-            f"({' '.join(saltlab.kernel_cmdline()) or 'ptrace mode'}).\n\n" + table.markdown())  # fmt: skip
-    print("\n" + text)
-    (REPO / "bench/results-mpi.md").write_text("# bench/mpi.py\n\n" + text + "\n")
+    text = (f"Host CPU: {model}, xstate {xstate} bytes; lab kernel {config.KERNEL} "
+            f"({' '.join(config.kernel_cmdline()) or 'ptrace mode'}).\n\n" + table.markdown())  # fmt: skip
+    write_results("mpi", text)
     return 0  # a hang is reported in the table (MISSED), and the other benchmarks still run
 
 

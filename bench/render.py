@@ -2,12 +2,11 @@
 """Benchmark: render the membership-driven files (hosts block, hostfile,
 known_hosts, upstream) through real Salt loaders from synthetic mine data of
 10, 100 and 1,000 compute nodes, in one `state.show_sls cluster.membership`
-on a host with the master and gateway roles: what a join or leave renders
-(before, this summed four separate show_sls calls, each paying Salt's fixed
-cost of about 0.23 s again).  Prints a table and writes it to
-bench/results-render.md.  Baseline in the same run: rendering a trivial SLS
-(one file.managed with static text), so the ratio shows what membership costs
-beyond Salt's own rendering.
+on a host with the master and gateway roles: what a join or leave renders,
+in one call, so Salt's fixed cost per call counts once.  Prints a table and
+writes it to bench/results-render.md.  Baseline in the same run: rendering a
+trivial SLS (one file.managed with static text), so the ratio shows what
+membership costs beyond Salt's own rendering.
 
 Run with the project venv:  $(scripts/bootstrap | tail -1)/bin/python bench/render.py
 """
@@ -19,17 +18,19 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from common import REPO, write_results
+
 sys.path.insert(0, str(REPO))
 
 import salt.config  # noqa: E402
+from labkit.figures import Table, verdict  # noqa: E402
 from saltfactories.utils.functional import Loaders  # noqa: E402
 
 from tests.support.mine import synthetic  # noqa: E402
 
 SIZES = (10, 100, 1000)
 RUNS = 5
-# includes cluster.hosts, ssh.known_hosts, mpi.hostfile, lb.config (+ lb.service) for these roles
+# includes cluster.hosts, ssh.known_hosts, mpi.hostfile, lb.config (+ nginx.service) for these roles
 MEMBERSHIP_SLS = "cluster.membership"
 
 
@@ -82,29 +83,22 @@ def main():
 
             def render():
                 high = mods.state.show_sls(MEMBERSHIP_SLS)
-                assert isinstance(high, dict) and "cluster-lb-config-file-managed-nginx-conf" in high, high
+                assert isinstance(high, dict) and "cluster-lb-config-file-managed-site" in high, high
 
             base = timed(lambda: mods.state.show_sls("trivial"))
             work = timed(render)
             backends = len(mods.cluster.upstream())
             assert backends == n, backends
-            rows.append((n, statistics.median(work), min(work), max(work), statistics.median(base)))
-    lines = [
-        "| compute nodes | metric | median | min | max | runs | unit | ratio to trivial SLS |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |",
-    ]
-    for n, med, lo, hi, base in rows:
-        lines.append(
-            f"| {n} | render cluster.membership (hosts, known_hosts, hostfile, upstream) | {med:.3f} | {lo:.3f} | {hi:.3f} | {RUNS} | s "
-            f"| {med / base:.1f}x ({base * 1000:.0f} ms) |"
-        )
-    growth = rows[-1][1] / rows[0][1]
-    lines.append("")
-    lines.append(f"growth 10 -> {SIZES[-1]} nodes: {growth:.1f}x; target: <= 1 s at 1,000 nodes "
-                 f"({'met' if rows[-1][1] <= 1.0 else 'MISSED'}: {rows[-1][1]:.3f} s)")  # fmt: skip
-    text = "\n".join(lines)
-    print(text)
-    (REPO / "bench/results-render.md").write_text("# bench/render.py\n\n" + text + "\n")
+            rows.append((n, work, statistics.median(base)))
+    table = Table()
+    for n, work, base in rows:
+        med = statistics.median(work)
+        table.add(f"render cluster.membership (hosts, known_hosts, hostfile, upstream), {n} compute nodes", work,
+                  ratio=f"{med / base:.1f}x trivial SLS ({base * 1000:.0f} ms)",
+                  target=f"<= 1 s: {verdict(med <= 1.0)}" if n == SIZES[-1] else "-")  # fmt: skip
+    first, last = statistics.median(rows[0][1]), statistics.median(rows[-1][1])
+    write_results("render", table.markdown() + f"\n\ngrowth {SIZES[0]} -> {SIZES[-1]} nodes: {last / first:.1f}x; "
+                  f"target: <= 1 s at {SIZES[-1]:,} nodes ({verdict(last <= 1.0)}: {last:.3f} s)")  # fmt: skip
     return 0
 
 

@@ -1,26 +1,20 @@
-"""The booted lab (lab/saltlab): real UML hosts with real sshd, nginx,
-mpiexec and kernel NFS.  The session brings the lab up (building kernel and
-image if needed), applies the highstate once, and leaves the lab running for
-the next run (`lab/saltlab down` stops it)."""
+"""The booted lab (lab/labkit, the library behind lab/saltlab): real UML
+hosts with real sshd, nginx, mpiexec and kernel NFS.  The session brings the
+lab up (building kernel and image if needed), applies the highstate once, and
+leaves the lab running for the next run (`lab/saltlab down` stops it)."""
 
-import importlib.machinery
-import importlib.util
 import os
+import sys
 
 import pytest
 
 from tests.conftest import REPO
 
+if str(REPO / "lab") not in sys.path:
+    sys.path.insert(0, str(REPO / "lab"))
 
-def _load_saltlab():
-    loader = importlib.machinery.SourceFileLoader("saltlab", str(REPO / "lab" / "saltlab"))
-    spec = importlib.util.spec_from_loader("saltlab", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-saltlab = _load_saltlab()
+from labkit import hosts, ops, remote  # noqa: E402
+from labkit.config import lb_url  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,23 +29,23 @@ def lab():
     session booted is powered off at the end."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    was_up = all(saltlab.running(name) for name in saltlab.hosts())
-    assert saltlab.cmd_up(None) == 0
-    yield saltlab
+    was_up = all(hosts.running(name) for name in hosts.specs())
+    assert ops.up() == 0
+    yield
     if not was_up and not os.environ.get("SALTLAB_KEEP"):
-        saltlab.cmd_down(None)
+        ops.down()
 
 
 @pytest.fixture(scope="session")
 def highstated(lab):
-    secs, changed, failed = lab.highstate()
+    secs, changed, failed = ops.highstate()
     assert not failed, "\n".join(failed)
     print(f"\nfirst highstate in this session: {changed} changes in {secs:.0f} s")
     return secs
 
 
-def sh(lab, node, command, timeout=120):
-    res = lab.ssh(node, command, timeout=timeout)
+def sh(node, command, timeout=120):
+    res = remote.ssh(node, command, timeout=timeout)
     return res.returncode, res.stdout, res.stderr
 
 
@@ -63,18 +57,20 @@ class SteadyLoad:
     SCRIPT = (
         "end=$((SECONDS+{secs})); "
         "while [ $SECONDS -lt $end ]; do "
-        "r=$(curl -s --max-time 15 -w ' %{{http_code}}' http://10.0.2.5/whoami | tr '\\n' ' '); "
+        "r=$(curl -s --max-time 15 -w ' %{{http_code}}' {url} | tr '\\n' ' '); "
         "echo \"${{r:-none 000}}\"; "
         "sleep 0.05; done"
     )
 
-    def __init__(self, lab, seconds):
+    def __init__(self, seconds):
         import threading
 
         self.seconds = seconds
         self._out = []
         self._thread = threading.Thread(
-            target=lambda: self._out.append(sh(lab, "client", self.SCRIPT.format(secs=seconds), timeout=seconds + 60))
+            target=lambda: self._out.append(
+                sh("client", self.SCRIPT.format(secs=seconds, url=lb_url()), timeout=seconds + 60)
+            )
         )
         self._thread.start()
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from labkit import config, hosts, remote
 
 WORK = (
     "import hashlib, math\n"
@@ -29,7 +30,7 @@ WORK = (
 def test_fp_and_hashing_match_host(lab):
     expected = subprocess.run([sys.executable, "-c", WORK], capture_output=True, text=True, check=True).stdout
     procs = {
-        node: lab.ssh(node, f"python3 -c {shlex.quote(WORK)}", timeout=300)
+        node: remote.ssh(node, f"python3 -c {shlex.quote(WORK)}", timeout=300)
         for node in ("node1", "node2")
     }
     for node, res in procs.items():
@@ -55,9 +56,9 @@ def test_guests_run_in_seccomp_mode(lab):
     ptraced: the mode the lab's speed figures assume.  (UML consumes
     seccomp=on itself, so the guest's /proc/cmdline does not show it; with
     "on" rather than "auto" a guest that cannot use it stops at boot.)"""
-    if lab.KERNEL != "7.3":
-        pytest.skip(f"kernel {lab.KERNEL} runs in ptrace mode")
+    if config.KERNEL != "7.3":
+        pytest.skip(f"kernel {config.KERNEL} runs in ptrace mode")
     for node in ("master", "node1"):
-        procs = _userspace_processes(lab.running(node))
+        procs = _userspace_processes(hosts.running(node))
         assert procs, node
         assert {(p["Seccomp"], p["TracerPid"]) for p in procs} == {("2", "0")}, (node, procs[:2])

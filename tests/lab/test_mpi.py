@@ -17,7 +17,7 @@ def _placement(stdout):
 
 
 def test_mpich_is_debian_13s(lab, highstated):
-    rc, out, _ = sh(lab, "master", "grep VERSION_ID /etc/os-release; mpichversion | head -1")
+    rc, out, _ = sh("master", "grep VERSION_ID /etc/os-release; mpichversion | head -1")
     assert rc == 0 and 'VERSION_ID="13"' in out and re.search(r"MPICH Version:\s+4\.2\.", out), out
 
 
@@ -28,7 +28,7 @@ def test_mpi_run_cpi_thirty_times_without_a_hang(lab, highstated):
         f"for i in $(seq {RUNS}); do "
         "salt --static --out=json master mpi.run cpi np=4 timeout=30 | tr -d '\\n'; echo; done"
     )
-    rc, out, err = sh(lab, "master", script, timeout=RUNS * 90)
+    rc, out, err = sh("master", script, timeout=RUNS * 90)
     rets = [json.loads(line).get("master") for line in out.splitlines() if line.strip()]
     assert len(rets) == RUNS, (out[-2000:], err[-2000:])
     bad = [r for r in rets if not isinstance(r, dict) or r.get("retcode") != 0 or r.get("timed_out")]
@@ -45,7 +45,7 @@ def test_bare_mpiexec_from_a_login_shell_thirty_times(lab, highstated):
         f"for i in $(seq {RUNS}); do "
         "su - jobhandler -c 'timeout -s KILL 30 mpiexec -f hosts -n 4 bin/cpi'; echo \"== rc=$?\"; done"
     )
-    rc, out, err = sh(lab, "master", script, timeout=RUNS * 60)
+    rc, out, err = sh("master", script, timeout=RUNS * 60)
     runs = out.split("== rc=")[:-1]
     codes = [int(line.split()[0]) for line in out.split("== rc=")[1:]]
     assert len(codes) == RUNS, (out[-2000:], err[-2000:])

@@ -7,6 +7,8 @@ import shlex
 import time
 
 import pytest
+from labkit import ops, probes, remote
+from labkit.config import address
 
 from tests.lab.conftest import sh
 
@@ -37,15 +39,15 @@ int main(int argc, char **argv) { MPI_Init(&argc, &argv); for (;;) pause(); }
 """
 
 
-def as_jobhandler(lab, script, timeout=120):
-    return sh(lab, "master", f"su - jobhandler -c {shlex.quote(script)}", timeout=timeout)
+def as_jobhandler(script, timeout=120):
+    return sh("master", f"su - jobhandler -c {shlex.quote(script)}", timeout=timeout)
 
 
 @pytest.fixture
 def canary(lab):
-    sh(lab, "master", f"echo canary > {CANARY}; chmod 644 {CANARY}")
+    sh("master", f"echo canary > {CANARY}; chmod 644 {CANARY}")
     yield
-    sh(lab, "master", f"rm -f {CANARY}")
+    sh("master", f"rm -f {CANARY}")
 
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
@@ -56,37 +58,37 @@ def test_links_in_the_shared_home_change_nothing_outside(lab, highstated, canary
     regular files of its own back."""
     # a hard link to another user's file needs fs.protected_hardlinks=0
     # (Debian's default is 1): lift it so the attack can be made at all
-    sh(lab, "master", "sysctl -qw fs.protected_hardlinks=0")
+    sh("master", "sysctl -qw fs.protected_hardlinks=0")
     try:
         link = "ln -sf" if kind == "symlink" else "ln -f"
-        rc, out, err = as_jobhandler(lab, "cd && " + "; ".join(f"{link} {CANARY} {f}" for f in HOME_FILES) + "; ls -l hosts")
+        rc, out, err = as_jobhandler("cd && " + "; ".join(f"{link} {CANARY} {f}" for f in HOME_FILES) + "; ls -l hosts")
         assert rc == 0 and (CANARY in out or kind == "hardlink"), (out, err)
-        ret = lab.salt_json(["master", "state.apply", "cluster.mpi.hostfile,cluster.ssh.keys,cluster.mpi.programs"],
-                            check=False)["master"]  # fmt: skip
+        ret = remote.salt_json(["master", "state.apply", "cluster.mpi.hostfile,cluster.ssh.keys,cluster.mpi.programs"],
+                               check=False)["master"]  # fmt: skip
         assert isinstance(ret, dict), ret
         failed = {k: v["comment"] for k, v in ret.items() if v.get("result") is False}
         assert failed == {}, failed
     finally:
-        sh(lab, "master", "sysctl -qw fs.protected_hardlinks=1")
-    rc, out, _ = sh(lab, "master", f"cat {CANARY}; stat -c '%U %a %h' {CANARY}")
+        sh("master", "sysctl -qw fs.protected_hardlinks=1")
+    rc, out, _ = sh("master", f"cat {CANARY}; stat -c '%U %a %h' {CANARY}")
     assert out.split() == ["canary", "root", "644", "1"], out
     for name in HOME_FILES:
-        rc, out, _ = sh(lab, "master", f"stat -c '%F %U %h' /home/jobhandler/{name}")
+        rc, out, _ = sh("master", f"stat -c '%F %U %h' /home/jobhandler/{name}")
         assert out.strip() == "regular file jobhandler 1", (name, out)
     # the cluster still works on what the states put back
-    ret = lab.mpi_run("cpi", "np=4")
+    ret = ops.mpi_run("cpi", "np=4")
     assert ret["retcode"] == 0, ret
 
 
 def test_hydra_section_and_loader_variables_refused(lab, highstated):
-    sh(lab, "master", "rm -f /tmp/x")
-    ret = lab.salt_json(["master", "mpi.run", "hellow", 'args=[":", "-n", "1", "/usr/bin/touch", "/tmp/x"]'],
-                        check=False)["master"]  # fmt: skip
+    sh("master", "rm -f /tmp/x")
+    ret = remote.salt_json(["master", "mpi.run", "hellow", 'args=[":", "-n", "1", "/usr/bin/touch", "/tmp/x"]'],
+                           check=False)["master"]  # fmt: skip
     assert isinstance(ret, str) and ret.startswith("ERROR") and "':'" in ret, ret
     for node in ("master", "node1", "node2"):
-        rc, out, _ = sh(lab, node, "test -e /tmp/x; echo $?")
+        rc, out, _ = sh(node, "test -e /tmp/x; echo $?")
         assert out.strip() == "1", node
-    ret = lab.salt_json(["master", "mpi.run", "hellow", 'env={"LD_PRELOAD": "/tmp/evil.so"}'], check=False)["master"]
+    ret = remote.salt_json(["master", "mpi.run", "hellow", 'env={"LD_PRELOAD": "/tmp/evil.so"}'], check=False)["master"]
     assert isinstance(ret, str) and ret.startswith("ERROR") and "LD_PRELOAD" in ret, ret
 
 
@@ -96,27 +98,27 @@ def test_forged_membership_from_a_member_changes_nothing(lab, highstated):
     name and address on every other host, and no forged line lands there.
     (node2's own files are not checked: its root is the attacker.)"""
     forged = {
-        "host": "master", "roles": ["compute", "master"], "addrs": ["10.5.5.18", "10.5.5.10"],
-        "num_cpus": 1000000, "host_keys": ["ssh-ed25519 AAAA\n10.5.5.18 ssh-ed25519 AAAAforged"],
+        "host": "master", "roles": ["compute", "master"], "addrs": [address("node2"), address("master")],
+        "num_cpus": 1000000, "host_keys": [f"ssh-ed25519 AAAA\n{address('node2')} ssh-ed25519 AAAAforged"],
     }  # fmt: skip
-    rc, _, err = sh(lab, "node2", f"salt-call --local grains.setval saltcluster_forged '{json.dumps(forged)}' >/dev/null"
-                                  " && salt-call mine.send saltcluster_host mine_function=grains.get saltcluster_forged")  # fmt: skip
+    rc, _, err = sh("node2", f"salt-call --local grains.setval saltcluster_forged '{json.dumps(forged)}' >/dev/null"
+                             " && salt-call mine.send saltcluster_host mine_function=grains.get saltcluster_forged")  # fmt: skip
     assert rc == 0, err
     try:
-        ret = lab.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
+        ret = remote.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
         assert set(ret) == set(BASE), ret
         for node in (n for n in BASE if n != "node2"):
-            rc, out, _ = sh(lab, node, "sed -n '/BEGIN saltcluster/,/END saltcluster/p' /etc/hosts")
+            rc, out, _ = sh(node, "sed -n '/BEGIN saltcluster/,/END saltcluster/p' /etc/hosts")
             master_lines = [line for line in out.splitlines() if line.split()[-1:] == ["master"]]
-            assert master_lines == ["10.5.5.10 master"], (node, out)
-            rc, out, _ = sh(lab, node, "grep -c forged /etc/ssh/ssh_known_hosts || true")
+            assert master_lines == [f"{address('master')} master"], (node, out)
+            rc, out, _ = sh(node, "grep -c forged /etc/ssh/ssh_known_hosts || true")
             assert out.strip() == "0", node
-        rc, out, _ = sh(lab, "master", "cat /home/jobhandler/hosts")
+        rc, out, _ = sh("master", "cat /home/jobhandler/hosts")
         assert "1000000" not in out and "master:" not in out, out
     finally:
-        sh(lab, "node2", "salt-call --local grains.delkey saltcluster_forged >/dev/null; salt-call mine.update >/dev/null")
-        lab.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
-    rc, out, _ = sh(lab, "master", "grep -c '^node2:' /home/jobhandler/hosts")
+        sh("node2", "salt-call --local grains.delkey saltcluster_forged >/dev/null; salt-call mine.update >/dev/null")
+        remote.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
+    rc, out, _ = sh("master", "grep -c '^node2:' /home/jobhandler/hosts")
     assert out.strip() == "1", "node2 is a member again once it publishes the truth"
 
 
@@ -124,12 +126,12 @@ def test_a_timed_out_job_leaves_another_job_intact(lab, highstated):
     """Two jobs at once on the same nodes: one hangs and is killed at its
     timeout; the other, still running then, finishes with its output."""
     for name, src in (("hangs", HANG_C), ("sleeper", SLEEP_C)):
-        rc, _, err = as_jobhandler(lab, f"cat > {name}.c <<'EOF'\n{src}\nEOF\nmpicc -o bin/{name} {name}.c")
+        rc, _, err = as_jobhandler(f"cat > {name}.c <<'EOF'\n{src}\nEOF\nmpicc -o bin/{name} {name}.c")
         assert rc == 0, err
     out = {}
 
     def run(key, args, timeout):
-        out[key] = lab.salt_json(["master", "mpi.run", *args], timeout=timeout, check=False).get("master")
+        out[key] = remote.salt_json(["master", "mpi.run", *args], timeout=timeout, check=False).get("master")
 
     import threading
 
@@ -145,28 +147,28 @@ def test_a_timed_out_job_leaves_another_job_intact(lab, highstated):
         assert isinstance(out["sleep"], dict) and out["sleep"]["retcode"] == 0, out["sleep"]
         assert "slept intact" in out["sleep"]["stdout"], out["sleep"]
         for node in ("master", "node1", "node2"):
-            rc, ps, _ = sh(lab, node, "pgrep -u jobhandler -a -f 'bin/hangs|bin/sleeper' || true")
+            rc, ps, _ = sh(node, "pgrep -u jobhandler -a -f 'bin/hangs|bin/sleeper' || true")
             assert ps.strip() == "", (node, ps)
     finally:
-        as_jobhandler(lab, "rm -f bin/hangs bin/sleeper hangs.c sleeper.c")
+        as_jobhandler("rm -f bin/hangs bin/sleeper hangs.c sleeper.c")
 
 
-def _event_from(lab, node, tag, preload):
-    rc, _, err = sh(lab, node, f"salt-call event.send {tag} preload={json.dumps(json.dumps(preload))}")
+def _event_from(node, tag, preload):
+    rc, _, err = sh(node, f"salt-call event.send {tag} preload={json.dumps(json.dumps(preload))}")
     assert rc == 0, err
 
 
-def _highstates_on(lab, node):
-    rc, out, _ = sh(lab, node, "grep -c 'Executing command state.highstate' /var/log/salt/minion || true")
+def _highstates_on(node):
+    rc, out, _ = sh(node, "grep -c 'Executing command state.highstate' /var/log/salt/minion || true")
     return int(out.strip() or 0)
 
 
-def _quiet(lab, timeout=400):
+def _quiet(timeout=400):
     """Until the master runs no job (the reactors' orchestrations included)."""
     deadline = time.monotonic() + timeout
     time.sleep(10)
     while time.monotonic() < deadline:
-        rc, out, _ = sh(lab, "master", "salt-run --out=json jobs.active")
+        rc, out, _ = sh("master", "salt-run --out=json jobs.active")
         if out.strip() in ("{}", ""):
             return
         time.sleep(5)
@@ -181,20 +183,20 @@ def test_forged_events_from_a_member_change_nothing(lab, highstated):
     start naming a base host that never joined through the reactor is a
     real join of it: bounded, once.)"""
     start = {"tag": "salt/minion/node1/start", "data": {"id": "node1", "cmd": "_minion_event", "grains": {"roles": ["compute"]}}}
-    _event_from(lab, "node2", "salt/minion/node1/start", {"events": [start]})
-    _quiet(lab)
-    before = _highstates_on(lab, "node1")
-    _event_from(lab, "node2", "salt/presence/change", {"lost": ["node1"]})
-    _event_from(lab, "node2", "salt/presence/change",
+    _event_from("node2", "salt/minion/node1/start", {"events": [start]})
+    _quiet()
+    before = _highstates_on("node1")
+    _event_from("node2", "salt/presence/change", {"lost": ["node1"]})
+    _event_from("node2", "salt/presence/change",
                 {"events": [{"tag": "salt/presence/change", "data": {"new": [], "lost": ["node1"]}}]})  # fmt: skip
-    _event_from(lab, "node2", "salt/key", {"act": "delete", "id": "node1"})
+    _event_from("node2", "salt/key", {"act": "delete", "id": "node1"})
     for _ in range(3):
-        _event_from(lab, "node2", "salt/minion/node1/start", {"events": [start]})
-    _quiet(lab)
-    view = lab.membership_view("node1")
+        _event_from("node2", "salt/minion/node1/start", {"events": [start]})
+    _quiet()
+    view = probes.membership_view("node1")
     assert all(view.values()), view
-    rc, out, _ = sh(lab, "master", "salt-run --out=json cache.mine tgt=node1 tgt_type=list")
+    rc, out, _ = sh("master", "salt-run --out=json cache.mine tgt=node1 tgt_type=list")
     assert "node1" in json.loads(out or "{}"), out
-    rc, out, _ = sh(lab, "master", "exportfs -v")
-    assert "10.5.5.9(" in out, out
-    assert _highstates_on(lab, "node1") == before
+    rc, out, _ = sh("master", "exportfs -v")
+    assert f"{address('node1')}(" in out, out
+    assert _highstates_on("node1") == before

@@ -1,0 +1,73 @@
+"""What the booted lab shows, read without changing it: where a host is
+listed (the membership files the states write), the timing floor every
+Salt figure is compared with, and the memory the lab's hosts take."""
+
+import contextlib
+import re
+from pathlib import Path
+
+from labkit import config, figures, hosts, remote
+from labkit.base import LabError
+
+# the gateway's upstream: the load balancer's site file, lb:site_file in
+# nginx:site_dir (salt/cluster/parameters/defaults.yaml), one line per
+# backend ending in `# <name>`
+GATEWAY_UPSTREAM = "/etc/nginx/saltcluster.d/lb.conf"
+# the floor: Salt's round trip to every host with nothing to do
+FLOOR_COMMAND = "salt --static --out=json '*' state.single test.succeed_without_changes name=floor"
+
+
+def membership_view(name):
+    """Where NAME is listed: every base member's /etc/hosts block, the
+    master's hostfile and known_hosts, the gateway's upstream."""
+    seen = {}
+    for peer in config.members():
+        out = remote.ssh(peer, "sed -n '/BEGIN saltcluster/,/END saltcluster/p' /etc/hosts",
+                         timeout=config.QUERY_TIMEOUT).stdout  # fmt: skip
+        seen[f"hosts@{peer}"] = bool(re.search(rf"\s{name}$", out, re.M))
+    out = remote.ssh("master", "cat /home/jobhandler/hosts", timeout=config.QUERY_TIMEOUT).stdout
+    seen["hostfile"] = bool(re.search(rf"^{name}:", out, re.M))
+    out = remote.ssh("gateway", f"grep -c '# {name}$' {GATEWAY_UPSTREAM}", timeout=config.QUERY_TIMEOUT).stdout
+    seen["upstream"] = out.strip() == "1"
+    out = remote.ssh("master", f"grep -c '^{name},' /etc/ssh/ssh_known_hosts", timeout=config.QUERY_TIMEOUT).stdout
+    seen["known_hosts@master"] = out.strip() not in ("", "0")
+    return seen
+
+
+def everywhere(names):
+    """True once every one of NAMES is listed in every membership file;
+    otherwise {name: membership_view(name)}, to show what is missing where."""
+    views = {name: membership_view(name) for name in names}
+    return True if all(all(v.values()) for v in views.values()) else views
+
+
+def nowhere(names):
+    """True once none of NAMES is listed in any membership file; otherwise
+    {name: membership_view(name)}, to show what is left where."""
+    views = {name: membership_view(name) for name in names}
+    return True if not any(any(v.values()) for v in views.values()) else views
+
+
+def floor():
+    """Seconds of a state run on every host that does nothing, by the
+    master's clock: the baseline the benchmarks give their Salt figures
+    against."""
+    secs, rc, out = remote.guest_time("master", FLOOR_COMMAND)
+    if rc != 0:
+        raise LabError(f"the floor ({FLOOR_COMMAND}) failed ({rc}):\n{out[-2000:]}")
+    return secs
+
+
+def memory_mb():
+    """Sum over the hosts of their UML kernel's peak resident memory (VmHWM):
+    the guest memory each host has touched, in MiB; recorded as a figure.
+    (Guest processes are host processes mapping the same memory file;
+    counting them too would count those pages again.)"""
+    total = 0
+    for pid in filter(None, (hosts.running(name) for name in hosts.specs())):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    figures.record("lab_peak_rss_mb", total / 1024)
+    return total / 1024

@@ -13,6 +13,7 @@ import base64
 import binascii
 import copy
 import glob
+import hashlib
 import ipaddress
 import json
 import logging
@@ -57,6 +58,12 @@ DURATION_RE = re.compile(r"^\d+(ms|s|m|h)?\Z")
 SIZE_RE = re.compile(r"^\d+[kKmM]?\Z")
 # a path that goes into shell profiles and rpaths as it is
 PLAIN_PATH_RE = re.compile(r"^/[A-Za-z0-9_.+/-]*\Z")
+PROGRAM_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+# one name in a directory, never '.', '..' nor a path (fullmatch)
+PLAIN_NAME_RE = PROGRAM_RE
+SITE_FILE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.conf")
+SERVICE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@:-]*")
+UCX_TLS_RE = re.compile(r"[a-z0-9_]+(,[a-z0-9_]+)*")
 
 
 def __virtual__():
@@ -71,49 +78,355 @@ def _bad(key, value, why):
     raise _Invalid(f"saltcluster:{key}: {value!r} is invalid: {why}")
 
 
-def _get(cfg, key):
-    """The value at ``key`` (``section:name``, or deeper)."""
+_ABSENT = object()
+
+
+def _get(cfg, key, default=_ABSENT):
+    """The value at ``key`` (``section:name``, or deeper).  A missing key is
+    a KeyError unless ``default`` is given (for the last part only)."""
+    *path, leaf = key.split(":")
     value = cfg
-    for part in key.split(":"):
+    for part in path:
         value = value[part]
-    return value
+    if default is not _ABSENT:
+        return value.get(leaf, default)
+    return value[leaf]
 
 
-def _int(cfg, key, lo, hi, allow_none=False):
-    value = _get(cfg, key)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        _bad(key, value, "must be an integer")
-    if not lo <= value <= hi:
-        _bad(key, value, f"must be between {lo} and {hi}")
+# -- validation: small named checks, and a table of which setting gets which
+#
+# A check is called as ``check(key, value, cfg)`` and, for a bad value,
+# raises through _bad with the key and the value; ``cfg`` is for the few
+# checks that compare with another setting.  The tables list the settings in
+# the order they are checked: the first bad one is the one reported.
 
 
-def _abs_path(cfg, key):
-    value = _get(cfg, key)
+def _mapping(key, value, cfg):
+    if not isinstance(value, dict):
+        _bad(key, value, "must be a mapping")
+
+
+def _integer(lo, hi):
+    def check(key, value, cfg):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _bad(key, value, "must be an integer")
+        if not lo <= value <= hi:
+            _bad(key, value, f"must be between {lo} and {hi}")
+
+    return check
+
+
+def _optional(inner):
+    """``inner``, for a setting whose null means "derive it" or "none"."""
+
+    def check(key, value, cfg):
+        if value is not None:
+            inner(key, value, cfg)
+
+    return check
+
+
+def _each(*checks):
+    """``checks`` on every item of a list, each named by the list's key."""
+
+    def check(key, value, cfg):
+        for item in value:
+            for inner in checks:
+                inner(key, item, cfg)
+
+    return check
+
+
+def _one_of(choices, why):
+    def check(key, value, cfg):
+        if value not in choices:
+            _bad(key, value, why)
+
+    return check
+
+
+def _matches(pattern, why):
+    """A string the whole of which ``pattern`` matches."""
+
+    def check(key, value, cfg):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            _bad(key, value, why)
+
+    return check
+
+
+def _abs_path(key, value, cfg):
     if not isinstance(value, str) or not os.path.isabs(value) or ".." in value.split("/"):
         _bad(key, value, "must be an absolute path without '..'")
 
 
-def _str_list(cfg, key):
-    value = _get(cfg, key)
+def _str_list(key, value, cfg):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         _bad(key, value, "must be a list of non-empty strings")
 
 
-def _hostname(key, value):
-    if not isinstance(value, str) or not HOSTNAME_RE.match(value):
-        _bad(key, value, "is not a valid host name")
+def _boolean(key, value, cfg):
+    if not isinstance(value, bool):
+        _bad(key, value, "must be true or false")
 
 
-def _network(key, value):
+_hostname = _matches(HOSTNAME_RE, "is not a valid host name")
+
+
+def _cidr(key, value, cfg):
     try:
-        return ipaddress.ip_network(str(value), strict=False)
+        ipaddress.ip_network(str(value), strict=False)
     except ValueError as exc:
         _bad(key, value, f"is not a network in cidr form ({exc})")
 
 
+def _not_root(key, value, cfg):
+    if value == "root":
+        _bad(key, value, "MPI jobs never run as root")
+
+
+def _not_above(other):
+    """At most the setting ``other`` (checked before this one)."""
+
+    def check(key, value, cfg):
+        limit = _get(cfg, other)
+        if value > limit:
+            _bad(key, value, f"must not exceed {other} ({limit})")
+
+    return check
+
+
+def _matches_text(pattern, why):
+    """Like :py:func:`_matches`, on the value's text: YAML reads ``10`` as a
+    number, nginx reads it as ten seconds."""
+
+    def check(key, value, cfg):
+        if not pattern.fullmatch(str(value)):
+            _bad(key, value, why)
+
+    return check
+
+
+def _not_equal_to(other, why):
+    """Unlike the setting ``other`` (checked before this one)."""
+
+    def check(key, value, cfg):
+        if value == _get(cfg, other):
+            _bad(key, value, f"is {other} too: {why}")
+
+    return check
+
+
+def _nginx_time(example):
+    return _matches_text(DURATION_RE, f"must be an nginx time like {example}")
+
+
+def _worker_count(key, value, cfg):
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        _bad(key, value, "must be auto or a positive integer")
+
+
+def _template_url(key, value, cfg):
+    if not isinstance(value, str) or not TEMPLATE_RE.fullmatch(value) or ".." in value.split("/"):
+        _bad(key, value, "must be a salt:// or file:/// path without '..'")
+
+
+def _lb_weights(key, value, cfg):
+    if not isinstance(value, dict):
+        _bad(key, value, "must map host names to weights")
+    for host, weight in value.items():
+        _hostname(key, host, cfg)
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
+            _bad(f"{key}:{host}", weight, "must be an integer between 1 and 1000")
+
+
+def _is_network(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _nfs_client(key, value, cfg):
+    """A host name, or a network inside ``network:cidr``."""
+    if not (HOSTNAME_RE.fullmatch(value) or _is_network(value)):
+        _bad(key, value, "is neither a cidr nor a host name")
+    if _is_network(value):
+        net = ipaddress.ip_network(value, strict=False)
+        cluster_net = ipaddress.ip_network(str(cfg["network"]["cidr"]), strict=False)
+        if net.version != cluster_net.version or not net.subnet_of(cluster_net):
+            _bad(key, value, f"reaches outside the cluster network {cluster_net}")
+
+
+def _exports_option(key, value, cfg):
+    if value not in NFS_OPTIONS and not re.fullmatch(r"(anonuid|anongid|fsid)=\d+", value):
+        _bad(key, value, "is not an exports(5) option")
+    if value in ("no_root_squash", "insecure"):
+        # no_root_squash: root on a client would own every file of the
+        # shared home outright.  root_squash is no protection of the MPI
+        # user's files, though: with sec=sys the server believes the uid a
+        # client sends, so root on any host that may mount the export can
+        # become uid 100 (su, setuid) and read jobhandler's private key.
+        # Only the hosts the export lists are trusted that far, which is
+        # why it lists the compute members' addresses and not the cidr.
+        _bad(key, value, "saltcluster exports the shared home with root_squash and secure only")
+
+
+def _provider_table(key, value, cfg):
+    """``mpi:release_providers``: release → provider; null is no release
+    named (debian everywhere) and becomes ``{}``."""
+    if value is None:
+        value = cfg["mpi"]["release_providers"] = {}
+    if not isinstance(value, dict):
+        _bad(key, value, "must map Debian codenames or major releases to providers")
+    for release, provider in value.items():
+        if provider not in MPI_PROVIDERS:
+            _bad(f"{key}:{release}", provider, f"must be one of {', '.join(MPI_PROVIDERS)}")
+
+
+def _own_prefix(key, value, cfg):
+    """A directory the pypi provider has to itself, named so that it goes
+    into shell profiles and rpaths as it is."""
+    if not PLAIN_PATH_RE.fullmatch(value) or value.rstrip("/") in ("", "/usr", "/usr/local"):
+        _bad(key, value, "must be a directory of its own, named with letters, digits and ._+-/ only")
+
+
+def _pip_requirement(key, value, cfg):
+    if not isinstance(value, str) or not value or value.startswith("-") or re.search(r"\s", value):
+        _bad(key, value, "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path")
+
+
+SECTIONS = ("network", "user", "nfs", "ssh", "mpi", "nginx", "web", "lb")
+_PORT = _integer(1, 65535)
+_SECONDS_A_WEEK = _integer(1, 7 * 86400)
+
+# checked before _derive, which builds paths and picks the provider's values
+# from these
+RULES_BEFORE_DERIVE = (
+    *((section, _mapping) for section in SECTIONS),
+    ("network:cidr", _cidr),
+    ("network:master_host", _hostname),
+    ("network:hosts_file", _abs_path),
+    ("network:join_marker", _abs_path),
+    ("user:name", _matches(USERNAME_RE, "is not a valid user name"), _not_root),
+    ("user:group", _matches(USERNAME_RE, "is not a valid group name")),
+    ("user:uid", _integer(1, 65534)),
+    ("user:gid", _integer(1, 65534)),
+    ("user:home", _abs_path),
+    ("user:shell", _abs_path),
+    ("user:relocate_uid_holder", _boolean),
+    ("user:relocate_restart_services", _str_list),
+    (
+        "mpi:provider",
+        _optional(_one_of(MPI_PROVIDERS, f"must be one of {', '.join(MPI_PROVIDERS)}, or null (by Debian release)")),
+    ),
+    ("mpi:release_providers", _provider_table),
+    ("mpi:debian", _mapping),
+    ("mpi:debian:packages", _str_list),
+    ("mpi:pypi", _mapping),
+    ("mpi:pypi:packages", _str_list),
+    ("mpi:debian:mpiexec", _abs_path),
+    ("mpi:debian:mpicc", _abs_path),
+    ("mpi:pypi:python", _abs_path),
+    ("mpi:pypi:prefix", _abs_path, _own_prefix),
+    ("mpi:pypi:requirement", _pip_requirement),
+    # null: the provider's
+    ("mpi:packages", _optional(_str_list)),
+    ("mpi:mpiexec", _optional(_abs_path)),
+    ("mpi:mpicc", _optional(_abs_path)),
+)
+
+# checked on the derived configuration
+RULES = (
+    ("nfs:export_path", _abs_path),
+    ("nfs:exports_file", _abs_path),
+    ("nfs:clients", _str_list, _each(_nfs_client)),
+    ("nfs:options", _str_list, _each(_exports_option)),
+    ("nfs:mount_options", _str_list),
+    ("nfs:server_wait_seconds", _integer(0, 3600)),
+    ("ssh:key_type", _one_of(("ed25519", "rsa", "ecdsa"), "must be ed25519, rsa or ecdsa")),
+    ("ssh:known_hosts_file", _abs_path),
+    ("ssh:sshd_dropin", _abs_path),
+    *((f"mpi:{name}", _abs_path) for name in ("hostfile", "bin_dir", "src_dir", "mpiexec", "mpicc", "profile_file")),
+    ("mpi:packages", _str_list),
+    ("mpi:allowed_dirs", _str_list, _each(_abs_path)),
+    ("mpi:programs", _str_list, _each(_matches(PROGRAM_RE, "is not a plain program name"))),
+    ("mpi:slots", _optional(_integer(1, 4096))),
+    # mpi.run's limits against its callers: longest timeout, most ranks,
+    # bytes of output kept
+    ("mpi:max_timeout", _SECONDS_A_WEEK),
+    ("mpi:timeout", _SECONDS_A_WEEK, _not_above("mpi:max_timeout")),
+    ("mpi:max_np", _optional(_integer(1, 65536))),
+    ("mpi:max_output", _integer(1024, 2**30)),
+    ("mpi:ucx_tls", _matches(UCX_TLS_RE, "must be a comma list of UCX transports")),
+    ("mpi:ucx_net_device", _optional(_matches(DEVICE_RE, "is not a network device name"))),
+    ("nginx:packages", _str_list),
+    ("nginx:service", _matches(SERVICE_RE, "is not a service name")),
+    ("nginx:config_file", _abs_path),
+    ("nginx:site_dir", _matches(PLAIN_NAME_RE, "must be a plain directory name, without '/' or '..'")),
+    ("nginx:worker_processes", _worker_count),
+    ("nginx:check_command", _abs_path),
+    ("web:port", _PORT),
+    ("web:index_file", _abs_path),
+    ("web:site_file", _matches(SITE_FILE_RE, "must be a plain file name ending in .conf")),
+    (
+        "lb:site_file",
+        _matches(SITE_FILE_RE, "must be a plain file name ending in .conf"),
+        # each role's states write, and its clean twin removes, its own file
+        _not_equal_to("web:site_file", "each role has a site file of its own"),
+    ),
+    ("lb:listen_port", _PORT),
+    ("lb:backend_port", _PORT),
+    ("lb:max_fails", _integer(0, 1000)),
+    ("lb:keepalive", _integer(0, 10000)),
+    ("lb:method", _one_of(LB_METHODS, f"nginx knows {', '.join(LB_METHODS)}")),
+    ("lb:template", _template_url),
+    ("lb:read_timeout", _nginx_time("5s")),
+    ("lb:fail_timeout", _nginx_time("10s")),
+    ("lb:zone_size", _matches_text(SIZE_RE, "must be an nginx size like 64k")),
+    ("lb:forwarded_for", _boolean),
+    ("lb:weights", _lb_weights),
+)
+
+
+def _own_port_for_the_page(key, value, cfg):
+    """On a host with the compute and the gateway role one nginx serves
+    both sites, each the default server of its port: on one port they
+    clash, and the balancer would send a request for this host's page back
+    to itself."""
+    port = cfg["web"]["port"]
+    if value == port:
+        _bad(
+            key,
+            value,
+            f"this host is compute and gateway, and web:port is {port} too: "
+            "give the page a port of its own (web:port, and lb:backend_port the same)",
+        )
+
+
+def _host_rules(grains):
+    """The rules that depend on the host's roles (grain ``roles``), checked
+    after RULES."""
+    roles = grains.get("roles") or []
+    roles = [roles] if isinstance(roles, str) else roles
+    if isinstance(roles, (list, tuple)) and "compute" in roles and "gateway" in roles:
+        return (("lb:listen_port", _own_port_for_the_page),)
+    return ()
+
+
+def _check(cfg, rules):
+    for key, *checks in rules:
+        # an absent section is named as not a mapping; any other absent key
+        # stays a KeyError, which settings(cached=True) takes for a cached
+        # defaults file older than this module
+        value = _get(cfg, key, None) if checks[0] is _mapping else _get(cfg, key)
+        for check in checks:
+            check(key, value, cfg)
+
+
 def release_provider(mpi, grains):
+
     """The MPI provider ``mpi:release_providers`` names for a host's Debian
     release: looked up by codename (grain ``oscodename``), then by major
     release (``osmajorrelease``); a release it does not name (trixie, newer
@@ -161,41 +474,6 @@ def _derive(cfg, grains):
     return cfg
 
 
-def _check_mpi_provider(cfg):
-    """The provider keys, checked before _derive builds paths from them."""
-    mpi = cfg["mpi"]
-    choices = ", ".join(MPI_PROVIDERS)
-    if mpi["provider"] is not None and mpi["provider"] not in MPI_PROVIDERS:
-        _bad("mpi:provider", mpi["provider"], f"must be one of {choices}, or null (by Debian release)")
-    table = mpi["release_providers"]
-    if table is None:  # null: no release named, debian everywhere
-        table = mpi["release_providers"] = {}
-    if not isinstance(table, dict):
-        _bad("mpi:release_providers", table, "must map Debian codenames or major releases to providers")
-    for release, provider in table.items():
-        if provider not in MPI_PROVIDERS:
-            _bad(f"mpi:release_providers:{release}", provider, f"must be one of {choices}")
-    for section in ("debian", "pypi"):
-        if not isinstance(mpi.get(section), dict):
-            _bad(f"mpi:{section}", mpi.get(section), "must be a mapping")
-        _str_list(cfg, f"mpi:{section}:packages")
-    for key in ("mpi:debian:mpiexec", "mpi:debian:mpicc", "mpi:pypi:python"):
-        _abs_path(cfg, key)
-    _abs_path(cfg, "mpi:pypi:prefix")
-    prefix = mpi["pypi"]["prefix"]
-    if not PLAIN_PATH_RE.match(prefix) or prefix.rstrip("/") in ("", "/usr", "/usr/local"):
-        _bad("mpi:pypi:prefix", prefix, "must be a directory of its own, named with letters, digits and ._+-/ only")
-    req = mpi["pypi"]["requirement"]
-    if not isinstance(req, str) or not req or req.startswith("-") or re.search(r"\s", req):
-        _bad(
-            "mpi:pypi:requirement", req,
-            "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path",
-        )  # fmt: skip
-    for key in ("packages", "mpiexec", "mpicc"):
-        if mpi[key] is not None:
-            (_str_list if key == "packages" else _abs_path)(cfg, f"mpi:{key}")
-
-
 def validate(cfg, grains=None):
     """
     Check a merged saltcluster configuration and return it with derived paths
@@ -204,7 +482,9 @@ def validate(cfg, grains=None):
 
     grains
         the host whose MPI provider is derived (``osmajorrelease``,
-        ``oscodename``); default: this minion's grains
+        ``oscodename``) and whose roles (``roles``) some checks follow: a
+        host that is compute node and gateway needs ``web:port`` apart from
+        ``lb:listen_port``; default: this minion's grains
 
     CLI Example:
 
@@ -218,132 +498,11 @@ def validate(cfg, grains=None):
         except NameError:  # imported outside Salt's loader
             grains = {}
     cfg = copy.deepcopy(cfg)
-    for section in ("network", "user", "nfs", "ssh", "mpi", "web", "lb"):
-        if not isinstance(cfg.get(section), dict):
-            _bad(section, cfg.get(section), "must be a mapping")
-    # network
-    cluster_net = _network("network:cidr", cfg["network"]["cidr"])
-    _hostname("network:master_host", cfg["network"]["master_host"])
-    _abs_path(cfg, "network:hosts_file")
-    _abs_path(cfg, "network:join_marker")
-    # user
-    user = cfg["user"]
-    if not isinstance(user["name"], str) or not USERNAME_RE.match(user["name"]):
-        _bad("user:name", user["name"], "is not a valid user name")
-    if user["name"] == "root":
-        _bad("user:name", user["name"], "MPI jobs never run as root")
-    if not isinstance(user["group"], str) or not USERNAME_RE.match(user["group"]):
-        _bad("user:group", user["group"], "is not a valid group name")
-    _int(cfg, "user:uid", 1, 65534)
-    _int(cfg, "user:gid", 1, 65534)
-    _abs_path(cfg, "user:home")
-    _abs_path(cfg, "user:shell")
-    if not isinstance(user["relocate_uid_holder"], bool):
-        _bad("user:relocate_uid_holder", user["relocate_uid_holder"], "must be true or false")
-    _str_list(cfg, "user:relocate_restart_services")
-    _check_mpi_provider(cfg)
+    _check(cfg, RULES_BEFORE_DERIVE)
     _derive(cfg, grains)
-    # nfs
-    _abs_path(cfg, "nfs:export_path")
-    _abs_path(cfg, "nfs:exports_file")
-    _str_list(cfg, "nfs:clients")
-    for client in cfg["nfs"]["clients"]:
-        if not (HOSTNAME_RE.match(client) or _is_network(client)):
-            _bad("nfs:clients", client, "is neither a cidr nor a host name")
-        net = _network("nfs:clients", client) if _is_network(client) else None
-        if net and (net.version != cluster_net.version or not net.subnet_of(cluster_net)):
-            _bad("nfs:clients", client, f"reaches outside the cluster network {cluster_net}")
-    _str_list(cfg, "nfs:options")
-    for opt in cfg["nfs"]["options"]:
-        if opt not in NFS_OPTIONS and not re.fullmatch(r"(anonuid|anongid|fsid)=\d+", opt):
-            _bad("nfs:options", opt, "is not an exports(5) option")
-        if opt in ("no_root_squash", "insecure"):
-            # no_root_squash: root on a client would own every file of the
-            # shared home outright.  root_squash is no protection of the MPI
-            # user's files, though: with sec=sys the server believes the uid a
-            # client sends, so root on any host that may mount the export can
-            # become uid 100 (su, setuid) and read jobhandler's private key.
-            # Only the hosts the export lists are trusted that far, which is
-            # why it lists the compute members' addresses and not the cidr.
-            _bad("nfs:options", opt, "saltcluster exports the shared home with root_squash and secure only")
-    _str_list(cfg, "nfs:mount_options")
-    _int(cfg, "nfs:server_wait_seconds", 0, 3600)
-    # ssh
-    if cfg["ssh"]["key_type"] not in ("ed25519", "rsa", "ecdsa"):
-        _bad("ssh:key_type", cfg["ssh"]["key_type"], "must be ed25519, rsa or ecdsa")
-    _abs_path(cfg, "ssh:known_hosts_file")
-    _abs_path(cfg, "ssh:sshd_dropin")
-    # mpi
-    for key in ("hostfile", "bin_dir", "src_dir", "mpiexec", "mpicc", "profile_file"):
-        _abs_path(cfg, f"mpi:{key}")
-    _str_list(cfg, "mpi:packages")
-    _str_list(cfg, "mpi:allowed_dirs")
-    for path in cfg["mpi"]["allowed_dirs"]:
-        if not os.path.isabs(path) or ".." in path.split("/"):
-            _bad("mpi:allowed_dirs", path, "must be an absolute path without '..'")
-    _str_list(cfg, "mpi:programs")
-    for prog in cfg["mpi"]["programs"]:
-        # fullmatch: "$" would let a trailing newline through
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", prog):
-            _bad("mpi:programs", prog, "is not a plain program name")
-    _int(cfg, "mpi:slots", 1, 4096, allow_none=True)
-    # mpi.run's limits against its callers: longest timeout, most ranks,
-    # bytes of output kept
-    _int(cfg, "mpi:max_timeout", 1, 7 * 86400)
-    _int(cfg, "mpi:timeout", 1, 7 * 86400)
-    if cfg["mpi"]["timeout"] > cfg["mpi"]["max_timeout"]:
-        _bad("mpi:timeout", cfg["mpi"]["timeout"], f"must not exceed mpi:max_timeout ({cfg['mpi']['max_timeout']})")
-    _int(cfg, "mpi:max_np", 1, 65536, allow_none=True)
-    _int(cfg, "mpi:max_output", 1024, 2**30)
-    if not isinstance(cfg["mpi"]["ucx_tls"], str) or not re.fullmatch(
-        r"[a-z0-9_]+(,[a-z0-9_]+)*", cfg["mpi"]["ucx_tls"]
-    ):
-        _bad("mpi:ucx_tls", cfg["mpi"]["ucx_tls"], "must be a comma list of UCX transports")
-    dev = cfg["mpi"]["ucx_net_device"]
-    if dev is not None and not (isinstance(dev, str) and DEVICE_RE.fullmatch(dev)):
-        _bad("mpi:ucx_net_device", dev, "is not a network device name")
-    # web and lb
-    _int(cfg, "web:port", 1, 65535)
-    _abs_path(cfg, "web:index_file")
-    _abs_path(cfg, "web:config_file")
-    _abs_path(cfg, "lb:config_file")
-    _int(cfg, "lb:listen_port", 1, 65535)
-    _int(cfg, "lb:backend_port", 1, 65535)
-    _int(cfg, "lb:max_fails", 0, 1000)
-    _int(cfg, "lb:keepalive", 0, 10000)
-    if cfg["lb"]["method"] not in LB_METHODS:
-        _bad("lb:method", cfg["lb"]["method"], f"nginx knows {', '.join(LB_METHODS)}")
-    template = cfg["lb"]["template"]
-    if not isinstance(template, str) or not TEMPLATE_RE.match(template) or ".." in template.split("/"):
-        _bad("lb:template", template, "must be a salt:// or file:/// path without '..'")
-    if not DURATION_RE.match(str(cfg["lb"]["read_timeout"])):
-        _bad("lb:read_timeout", cfg["lb"]["read_timeout"], "must be an nginx time like 5s")
-    if not DURATION_RE.match(str(cfg["lb"]["fail_timeout"])):
-        _bad("lb:fail_timeout", cfg["lb"]["fail_timeout"], "must be an nginx time like 10s")
-    if not SIZE_RE.match(str(cfg["lb"]["zone_size"])):
-        _bad("lb:zone_size", cfg["lb"]["zone_size"], "must be an nginx size like 64k")
-    for section in ("web", "lb"):
-        workers = cfg[section]["worker_processes"]
-        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            _bad(f"{section}:worker_processes", workers, "must be auto or a positive integer")
-    if not isinstance(cfg["lb"]["forwarded_for"], bool):
-        _bad("lb:forwarded_for", cfg["lb"]["forwarded_for"], "must be true or false")
-    weights = cfg["lb"]["weights"]
-    if not isinstance(weights, dict):
-        _bad("lb:weights", weights, "must map host names to weights")
-    for host, weight in weights.items():
-        _hostname("lb:weights", host)
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
-            _bad(f"lb:weights:{host}", weight, "must be an integer between 1 and 1000")
+    _check(cfg, RULES)
+    _check(cfg, _host_rules(grains))
     return cfg
-
-
-def _is_network(value):
-    try:
-        ipaddress.ip_network(value, strict=False)
-        return True
-    except ValueError:
-        return False
 
 
 def _cached_defaults():
@@ -357,7 +516,13 @@ def _cached_defaults():
         with salt.utils.files.fopen(path) as fh:
             found = salt.utils.yaml.safe_load(fh).get("saltcluster")
         if isinstance(found, dict):
-            return found
+            missing = [section for section in SECTIONS if section not in found]
+            if not missing:
+                return found
+            # older than these modules (synced, no state run since); a
+            # missing key inside a section shows up as a KeyError in settings
+            log.warning("cluster: cached %s has no %s: fetching it", DEFAULTS_URL, ", ".join(missing))
+            return None
     except (OSError, AttributeError, salt.utils.yaml.YAMLError) as exc:
         log.warning("cluster: cached %s unusable (%s): fetching it", DEFAULTS_URL, exc)
     return None
@@ -372,8 +537,8 @@ def defaults(cached=False):
         read the copy in this minion's file cache (the one its last state
         run fetched) and go to the master only when there is none.  For
         jobs such as ``mpi.run``, which should run with the settings the
-        host was configured with and not pay a fileserver round trip (1.5
-        to 3 s per job in the lab).  States always fetch.
+        host was configured with and not pay a fileserver round trip per
+        job.  States always fetch.
 
     CLI Example:
 
@@ -382,6 +547,12 @@ def defaults(cached=False):
         salt '*' cluster.defaults
         salt '*' cluster.defaults cached=True
     """
+    return copy.deepcopy(_loaded_defaults(cached))
+
+
+def _loaded_defaults(cached):
+    """The defaults as this run loaded them (read once per ``__context__``;
+    callers copy before they change anything)."""
     if "saltcluster.defaults" not in __context__:
         found = _cached_defaults() if cached else None
         if found is None:
@@ -390,7 +561,7 @@ def defaults(cached=False):
                 raise CommandExecutionError(f"cannot read {DEFAULTS_URL}: is the saltcluster tree served?")
             found = salt.utils.yaml.safe_load(text)["saltcluster"]
         __context__["saltcluster.defaults"] = found
-    return copy.deepcopy(__context__["saltcluster.defaults"])
+    return __context__["saltcluster.defaults"]
 
 
 def settings(overrides=None, cached=False):
@@ -406,16 +577,30 @@ def settings(overrides=None, cached=False):
         salt-call cluster.settings overrides='{"lb": {"method": "least_conn"}}'
 
     ``cached=True`` starts from the cached defaults (see :py:func:`defaults`).
+
+    One render calls this from every SLS (map.jinja) and from each
+    membership function, so the validated result is kept in ``__context__``
+    under a digest of everything it is made of (defaults, pillar, overrides,
+    the grains the provider and the role checks follow): the same inputs
+    are merged and validated once, and a changed pillar or grain is
+    validated anew.
     """
-    cfg = defaults(cached=cached)
+    base = _loaded_defaults(cached)
     pillar = __salt__["pillar.get"]("saltcluster", {}, unmask=True) or {}
     if not isinstance(pillar, dict):
         _bad("", pillar, "pillar saltcluster must be a mapping")
-    cfg = salt.utils.dictupdate.merge(cfg, pillar, strategy="recurse")
+    grains = {name: __grains__.get(name) for name in ("oscodename", "osmajorrelease", "roles")}
+    # repr, not JSON: it tells 12 from '12', and a value it cannot show
+    # alike twice (an object's address) only costs a recomputation
+    digest = hashlib.sha256(repr((base, pillar, overrides, grains, cached)).encode()).hexdigest()
+    known = __context__.get("saltcluster.settings")
+    if known and known[0] == digest:
+        return copy.deepcopy(known[1])
+    cfg = salt.utils.dictupdate.merge(copy.deepcopy(base), pillar, strategy="recurse")
     if overrides:
         cfg = salt.utils.dictupdate.merge(cfg, overrides, strategy="recurse")
     try:
-        return validate(cfg)
+        cfg = validate(cfg, grains)
     except KeyError as exc:
         if not cached:
             raise
@@ -423,6 +608,8 @@ def settings(overrides=None, cached=False):
         log.warning("cluster: cached %s lacks %s: fetching it", DEFAULTS_URL, exc)
         __context__.pop("saltcluster.defaults", None)
         return settings(overrides=overrides, cached=False)
+    __context__["saltcluster.settings"] = (digest, cfg)
+    return copy.deepcopy(cfg)
 
 
 # -- membership: the mine entry every host publishes, and what members() takes of it
@@ -664,7 +851,11 @@ def _settle_claims(candidates, net, cfg, mine):
        gets those even uncontested), or what its own mine entry claims;
     2. this host's running members block in ``network:hosts_file`` (the
        lines its last cluster.hosts run wrote): the existing member keeps
-       its address and name, a newcomer claiming them is refused;
+       its address and name, a newcomer claiming them is refused.  The mine
+       holds each member's present claims only, written by that member, and
+       not who held a name or an address first; the block is this host's
+       record of that.  It is read only when two members claim one value,
+       and only picks among them: it never makes a member;
     3. the member named ``network:master_host`` (pillar, not the mine).
 
     If no rule picks one, every claimant is dropped.  Limits: Salt 3008.4
@@ -673,8 +864,8 @@ def _settle_claims(candidates, net, cfg, mine):
     minion writes), so on a host without a running block (one that has just
     joined, or whose block was removed) a member that is neither this host
     nor the master can be kept out by another member claiming its address,
-    until the two claims no longer meet; and a block written before these
-    checks existed is trusted as it is.  In a loopback cidr every member is
+    until the two claims no longer meet; and the running block is trusted
+    as it stands, whatever wrote it.  In a loopback cidr every member is
     this machine (the integration tests): addresses are shared, not claimed.
     """
     this_id = __opts__["id"]
@@ -808,6 +999,51 @@ def known_hosts(mine=None):
     return "\n".join(lines)
 
 
+# -- the Hydra hostfile: one format, written by cluster.mpi.hostfile from
+# hostfile() and read back by mpi.run through parse_hostfile()
+
+HOSTFILE_SLOTS_RE = re.compile(r"[0-9]{1,9}")
+
+
+def hostfile_lines(members, slots=None):
+    """
+    The Hydra hostfile lines for ``members`` (dicts with ``name`` and
+    ``num_cpus``, as :py:func:`members` returns them): one ``name:slots``
+    each, ``slots`` if given, else the member's cpu count.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master cluster.hostfile_lines '[{"name": "node1", "num_cpus": 2}]'
+    """
+    return [f"{m['name']}:{slots or m['num_cpus']}" for m in members]
+
+
+def parse_hostfile(text):
+    """
+    The entries of Hydra hostfile ``text`` as ``[{"host", "slots"}]``, read
+    as Hydra reads them: ``#`` starts a comment, blank lines are skipped,
+    and a line without a slot count (``:N``) is one slot.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master cluster.parse_hostfile 'node1:2'
+    """
+    entries = []
+    # lines end as a file read in text mode ends them (\n, \r\n or \r),
+    # not at every separator str.splitlines knows
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        host, _, slots = line.partition(":")
+        entries.append({"host": host, "slots": int(slots) if HOSTFILE_SLOTS_RE.fullmatch(slots) else 1})
+    return entries
+
+
 def hostfile(mine=None):
     """
     The Hydra hostfile text: one ``name:slots`` line per compute member; slots
@@ -820,11 +1056,7 @@ def hostfile(mine=None):
         salt master cluster.hostfile
     """
     cfg = settings()
-    lines = []
-    for member in _members(cfg, "compute", mine=mine):
-        slots = cfg["mpi"]["slots"] or member["num_cpus"]
-        lines.append(f"{member['name']}:{slots}")
-    return "\n".join(lines)
+    return "\n".join(hostfile_lines(_members(cfg, "compute", mine=mine), cfg["mpi"]["slots"]))
 
 
 def upstream(mine=None):

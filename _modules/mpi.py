@@ -16,6 +16,7 @@ ranks get no variable that loads code, a job is bounded in ranks
 and nothing of another job's (see :py:func:`run`).
 """
 
+import errno
 import logging
 import math
 import os
@@ -24,11 +25,11 @@ import re
 import selectors
 import shlex
 import signal
+import stat
 import subprocess
 import time
 import uuid
 
-import salt.utils.files
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -57,6 +58,8 @@ TERM_GRACE = 3.0
 # after mpiexec exits: how long its pipes may stay open
 DRAIN_GRACE = 2.0
 CHUNK = 65536
+# the largest hostfile mpi.run reads (a line is about 16 bytes: 65k hosts)
+MAX_HOSTFILE = 1 << 20
 
 # Variables env= may not set, with the reason the refusal gives.  Names are
 # compared in upper case.  MPIR_CVAR_* (MPICH's ~470 tuning knobs), OMP_*,
@@ -148,9 +151,9 @@ def _as_user(cfg, cmd, **kwargs):
     """Run ``cmd`` (an argument list) as the MPI user, without a shell.
 
     Salt's ``runas=`` first starts ``su - USER -c python`` to capture the
-    user's login environment: in the lab's guests that cost more than the
-    whole MPI job.  ``setpriv`` drops to the user's uid, gid and groups and
-    execs the command with a small fixed environment."""
+    user's login environment, a Python start-up per command that can cost
+    more than a short MPI job.  ``setpriv`` drops to the user's uid, gid
+    and groups and execs the command with a small fixed environment."""
     entry, env = _user_env(cfg)
     return __salt__["cmd.run_all"](
         _setpriv(entry, cmd), python_shell=False, clean_env=True, env=env, cwd=cfg["user"]["home"], **kwargs
@@ -296,9 +299,55 @@ def _as_list(value, what):
     raise SaltInvocationError(f"mpi.run: {what}={value!r} must be a list or a string")
 
 
-def hostfile(path=None):
+def _read_hostfile(path):
+    """The hostfile's text.  It lies in the MPI user's home, so the user may
+    have put anything at its name, and what it lists reaches mpi.run's
+    callers (an unknown host is refused naming the known ones): root reads
+    it only as the regular file the hostfile state writes, never through a
+    symlink or a second name (a hard link), never blocking on a FIFO, and at
+    most MAX_HOSTFILE bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CommandExecutionError(f"mpi: hostfile {path} does not exist (apply cluster.mpi)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CommandExecutionError(
+                f"mpi: hostfile {path} is a symlink: not followed (apply cluster.mpi.hostfile to replace it)"
+            ) from None
+        raise CommandExecutionError(f"mpi: hostfile {path} cannot be read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CommandExecutionError(f"mpi: hostfile {path} is not a regular file (apply cluster.mpi.hostfile)")
+        if st.st_nlink != 1:
+            raise CommandExecutionError(
+                f"mpi: hostfile {path} has {st.st_nlink} names (a hard link): not read "
+                "(apply cluster.mpi.hostfile to replace it)"
+            )
+        data = b""
+        while len(data) <= MAX_HOSTFILE:
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > MAX_HOSTFILE:
+            raise CommandExecutionError(f"mpi: hostfile {path} is larger than {MAX_HOSTFILE} bytes: not read")
+        return data.decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
+def _hostfile(path):
+    return __salt__["cluster.parse_hostfile"](_read_hostfile(path))
+
+
+def hostfile():
     """
-    The Hydra hostfile as a list of ``{"host", "slots"}``.
+    The Hydra hostfile as a list of ``{"host", "slots"}``: the file mpiexec
+    reads (``mpi:hostfile``), parsed by ``cluster.parse_hostfile``, the
+    reader of the format ``cluster.hostfile`` writes.  Only that file: a
+    caller names no path (root would read it).
 
     CLI Example:
 
@@ -306,18 +355,7 @@ def hostfile(path=None):
 
         salt master mpi.hostfile
     """
-    path = path or _settings()["mpi"]["hostfile"]
-    if not os.path.isfile(path):
-        raise CommandExecutionError(f"mpi: hostfile {path} does not exist (apply cluster.mpi)")
-    entries = []
-    with salt.utils.files.fopen(path) as fh:
-        for raw in fh:
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            host, _, slots = line.partition(":")
-            entries.append({"host": host, "slots": int(slots) if UINT_RE.fullmatch(slots) else 1})
-    return entries
+    return _hostfile(_settings()["mpi"]["hostfile"])
 
 
 def _allowed_dirs(cfg):
@@ -476,7 +514,8 @@ def _check_hosts(hosts, known):
 
 
 def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
-    """Every check, then the mpiexec argument list and the hosts it uses."""
+    """Every check, then the job as decided: ``command`` (the mpiexec
+    argument list), ``hosts`` it uses, ``np`` ranks and its ``job`` tag."""
     if job is None:
         job = uuid.uuid4().hex
     if not isinstance(job, str) or not JOB_RE.fullmatch(job):
@@ -485,7 +524,12 @@ def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=
         raise SaltInvocationError(f"mpi.run: oversubscribe={oversubscribe!r} must be True or False")
     path = resolve(program)
     args = _check_args(args)
-    entries = hostfile(cfg["mpi"]["hostfile"])
+    # the hosts and slots of the file mpiexec itself reads (-f), not
+    # membership recomputed from the mine: the checks below then hold for
+    # what mpiexec does, a job asks the master nothing, and a joining node
+    # is placed on only once the hostfile state lists it, after its
+    # highstate has mounted the home and installed MPI
+    entries = _hostfile(cfg["mpi"]["hostfile"])
     known = {e["host"]: e["slots"] for e in entries}
     chosen = _check_hosts(hosts, known)
     if not known:
@@ -514,7 +558,7 @@ def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=
     for key, value in genv.items():
         cmd += ["-genv", key, value]
     cmd += [path, *args]
-    return cmd, used, np, job
+    return {"command": cmd, "hosts": used, "np": np, "job": job}
 
 
 def build_command(program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
@@ -529,10 +573,9 @@ def build_command(program, np=None, args=None, hosts=None, env=None, oversubscri
 
         salt master mpi.build_command cpi np=4
     """
-    cmd, _, _, _ = _plan(
+    return _plan(
         _settings(), program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn, job=job
-    )
-    return cmd
+    )["command"]
 
 
 def _sweep_script(job):
@@ -681,9 +724,8 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
     if user == "root":
         raise CommandExecutionError("mpi.run: jobs never run as root (saltcluster:user:name)")
     timeout = _check_timeout(cfg, timeout)
-    cmd, used, np_used, job = _plan(
-        cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn
-    )
+    plan = _plan(cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn)
+    cmd, used, job = plan["command"], plan["hosts"], plan["job"]
     entry, user_env = _user_env(cfg)
     # mpiexec carries the tag too (and passes it to the proxies it forks on
     # this host); HYDRA_CONFIG_FILE: no ~/.mpiexec.hydra.conf (which any job
@@ -700,7 +742,7 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
         "retcode": res["retcode"],
         "stdout": res["stdout"],
         "stderr": res["stderr"],
-        "np": np_used,
+        "np": plan["np"],
         "hosts": used,
         "duration": round(duration, 3),
         "command": cmd,

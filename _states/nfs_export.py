@@ -1,7 +1,7 @@
 """
 Manage one export line in /etc/exports and re-export only when it changes.
 
-Salt 3008 dropped the core ``nfs_export`` state; this one owns exactly the
+Salt 3008 has no core ``nfs_export`` state; this one owns exactly the
 line for ``name`` (other lines of the file are kept as they are), validates
 the clients and options before writing, and runs ``exportfs -ra`` only after
 a change.  A new file that ``exportfs -ra`` refuses never stays live: the

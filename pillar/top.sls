@@ -1,9 +1,19 @@
 ---
+{#- Who gets what.  Profiles are chosen by the configuration of whoever
+    compiles the pillar (a master's config, or the minion's own config when
+    it runs masterless), never by grains: a minion sets its grains itself.
+    - saltcluster_lab: true in the lab's master config (lab/ writes it): the
+      lab's master serves only the lab's hosts, joined ones included, and
+      they all get the lab's tuning.
+    - saltcluster_local: true in etc/salt/minion: `salt-call --local` from
+      the repository root, this host alone. #}
 base:
   '*':
     - saltcluster
     - mine
-  # masterless single-host use from the repo (etc/salt/minion sets the grain)
-  'saltcluster_local:True':
-    - match: grain
+{%- if opts.get('saltcluster_lab') %}
+    - lab
+{%- endif %}
+{%- if opts.get('saltcluster_local') %}
     - local
+{%- endif %}

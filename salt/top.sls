@@ -17,6 +17,15 @@ base:
   'G@roles:compute and not G@roles:master':
     - match: compound
     - cluster.nfs.client
+  # A role's site file goes with the role (before the other role's site is
+  # checked beside the live ones); one nginx (cluster.nginx, included by
+  # cluster.web and cluster.lb) serves the sites of the roles a host holds.
+  'not G@roles:compute':
+    - match: compound
+    - cluster.web.clean
+  'not G@roles:gateway':
+    - match: compound
+    - cluster.lb.clean
   'G@roles:compute':
     - match: compound
     - cluster.web

@@ -1,6 +1,7 @@
 ---
-{#- Last on the master: from now on the join reactor handles every minion
-    that starts (salt/reactor/join.sls checks this marker). #}
+{#- Last on the master: from now on a minion that starts is joined
+    (salt/orch/join.sls, started by the join reactor, joins nothing until
+    this marker, saltcluster:network:join_marker, exists). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 

@@ -10,5 +10,5 @@ include:
 {%- endif %}
 {%- if 'gateway' in roles %}
   - cluster.lb.config
-  - cluster.lb.service
+  - cluster.nginx.service
 {%- endif %}

@@ -6,9 +6,9 @@
     with what the master knows itself, before anything runs:
 
     1. saltcluster_join is a plain minion name;
-    2. the master is bootstrapped (master option saltcluster_join_marker,
-       default /etc/salt/saltcluster.bootstrapped, written by the master's
-       first highstate);
+    2. the master is bootstrapped: the file saltcluster:network:join_marker
+       names (the master's pillar over parameters/defaults.yaml) exists; the
+       master's first highstate writes it (cluster.bootstrapped);
     3. the master's key store lists the id as accepted (wheel key.list);
        nothing is sent to an id that is not;
     4. no join of that id is running: a lock directory per id under the
@@ -16,7 +16,16 @@
        mkdir (atomic) by the first state below and removed at the end,
        failed or not.  A lock older than the salt-master process (the master
        restarted in the middle of that join) is taken over;
-    5. the minion answers, over its own key, with the identity of its
+    5. a reconnect (saltcluster_join_event `reconnect`: the start event
+       carried no grains, as when a salt-master restart brings every minion
+       back at once) of a member is nothing to do.  Membership is the mine:
+       the minion is a member when the master's copy of the mine holds its
+       saltcluster_host entry (cluster.host_info, pillar/mine.sls) under its
+       own id, the record cluster.members reads on every host.  A minion
+       whose join a master restart cut short (check 4 found its stale lock)
+       is not taken for one: its reconnect finishes the join.  Nothing is
+       asked of the minion for this;
+    6. the minion answers, over its own key, with the identity of its
        running salt-minion: the kernel's boot_id and the minion's pid grain.
        A completed join records that identity (<cachedir>/saltcluster/
        joined/<id>); an identity equal to the record means this salt-minion
@@ -28,15 +37,19 @@
     Any check that fails renders only saltcluster-orch-join-refused, whose
     comment says why.  State runs on minions use `queue: true`, so
     concurrent joins of different nodes wait for each other. #}
-{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$' %}
-{%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})$' %}
+{%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
+{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
+{%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})\Z' %}
 {%- set answer_timeout = 15 %}
+{#- the mine entry every member publishes (cluster.MINE_ENTRY) #}
+{%- set mine_entry = 'saltcluster_host' %}
 {%- set node = salt['pillar.get']('saltcluster_join', '') %}
 {%- set node = node if node is string else '' %}
+{%- set reconnect = salt['pillar.get']('saltcluster_join_event', 'start') == 'reconnect' %}
 {%- set state_dir = opts['cachedir'] ~ '/saltcluster' %}
 {%- set lock = state_dir ~ '/joining/' ~ node %}
 {%- set record = state_dir ~ '/joined/' ~ node %}
-{%- set marker = opts.get('saltcluster_join_marker', '/etc/salt/saltcluster.bootstrapped') %}
+{%- set marker = salt['pillar.get']('saltcluster:network:join_marker', defaults.saltcluster.network.join_marker) %}
 {%- set ns = namespace(why='', identity='', stale_lock=false) %}
 {%- if not node | regex_match(name_re) %}
 {%-   set ns.why = 'not a minion name' %}
@@ -54,6 +67,14 @@
 {%-       set ns.stale_lock = true %}
 {%-     else %}
 {%-       set ns.why = 'a join of it is in progress (' ~ lock ~ ')' %}
+{%-     endif %}
+{%-   endif %}
+{%-   if not ns.why and reconnect and not ns.stale_lock %}
+{%-     set mine = salt['saltutil.runner']('cache.mine', tgt=node, tgt_type='list') %}
+{%-     set entry = mine.get(node) if mine is mapping else none %}
+{%-     set entry = entry.get(mine_entry) if entry is mapping else none %}
+{%-     if entry is mapping and entry.get('host', node) == node %}
+{%-       set ns.why = 'a reconnect of a member (its ' ~ mine_entry ~ ' entry is in the mine): nothing to do' %}
 {%-     endif %}
 {%-   endif %}
 {%-   if not ns.why %}
@@ -109,8 +130,8 @@ saltcluster-orch-join-lock:
       - file: saltcluster-orch-join-file-directory-state
 
 # only what mine.update needs (cluster.host_info): the highstate below syncs
-# everything else itself (autoload_dynamic_modules).  sync_all here made
-# about 20 fileserver round trips and took 16 s of a lab join.
+# everything else itself (autoload_dynamic_modules), and sync_all costs a
+# fileserver round trip per kind of module
 saltcluster-orch-join-saltutil-sync-modules:
   salt.function:
     - name: saltutil.sync_modules
@@ -157,7 +178,7 @@ saltcluster-orch-join-membership:
       - salt: saltcluster-orch-join-node-highstate
 
 # this salt-minion is joined: its replayed or forged start events stop at
-# check 5 above
+# check 6 above
 saltcluster-orch-join-record:
   file.managed:
     - name: {{ record | json }}

@@ -20,7 +20,7 @@
 
     Refused ids are listed in the comment of saltcluster-orch-leave-refused;
     when none is left nothing else runs. #}
-{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$' %}
+{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {#- a dead minion costs the leave ping_timeout + gather_timeout seconds #}
 {%- set ping_timeout = 3 %}
 {%- set gather_timeout = 2 %}

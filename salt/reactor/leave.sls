@@ -12,7 +12,7 @@
     not plain minion names, and events a minion sent (the master stamps
     those with `cmd: _minion_event`; its own presence and key events carry
     no `cmd`). -#}
-{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})$' %}
+{%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {%- set candidates = [] %}
 {%- if data.get('cmd') %}
 {#-   sent by a minion: neither event ever legitimately is #}

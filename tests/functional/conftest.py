@@ -1,13 +1,65 @@
 """Real Salt loaders (salt-factories ``Loaders``) over the repository's tree,
 pillar and modules, with membership from synthetic mine data."""
 
+import hashlib
 import json
+import pathlib
+import tempfile
 
 import pytest
+import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
 from tests.conftest import REPO
 from tests.support.mine import MINE
+
+DEFAULT_NGINX = salt.utils.yaml.safe_load((REPO / "salt/cluster/parameters/defaults.yaml").read_text())[
+    "saltcluster"
+]["nginx"]
+# What the tests may never change: the host's own nginx (they run as root).
+HOST_NGINX = (
+    DEFAULT_NGINX["config_file"],
+    str(pathlib.Path(DEFAULT_NGINX["config_file"]).parent / DEFAULT_NGINX["site_dir"]),
+    DEFAULT_NGINX["check_command"],
+)
+
+
+def scratch_nginx(workdir):
+    """nginx's files in the scratch directory: the base config (the site
+    directory beside it) and the checker cluster.nginx installs."""
+    return {"config_file": str(workdir / "nginx/nginx.conf"), "check_command": str(workdir / "bin/nginx-check")}
+
+
+def staging_dirs():
+    """The checker's staging directories left in the temporary directory."""
+    return set(pathlib.Path(tempfile.gettempdir()).glob("saltcluster-nginx.*"))
+
+
+def by_id(ret):
+    """A state run's results keyed by state ID."""
+    raw = getattr(ret, "raw", ret)
+    assert isinstance(raw, dict), raw
+    return {key.split("_|-")[1]: value for key, value in raw.items()}
+
+
+def snapshot(paths):
+    """What is at each of ``paths``: a directory's names, a file's digest, or None."""
+    found = {}
+    for path in map(pathlib.Path, paths):
+        if path.is_dir():
+            found[path] = sorted(p.name for p in path.iterdir())
+        elif path.exists():
+            found[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[path] = None
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_nginx_untouched():
+    before = snapshot(HOST_NGINX)
+    yield
+    assert snapshot(HOST_NGINX) == before
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +88,8 @@ def pillar_root(tmp_path_factory, workdir):
                     "user": {"home": str(workdir / "home"), "uid": 64123, "gid": 64123, "name": "scfunc"},
                     "nfs": {"exports_file": str(workdir / "exports")},
                     "ssh": {"known_hosts_file": str(workdir / "ssh_known_hosts")},
-                    "lb": {"config_file": str(workdir / "nginx-lb.conf")},
-                    "web": {"config_file": str(workdir / "nginx-web.conf"), "index_file": str(workdir / "www/index.html")},
+                    "nginx": scratch_nginx(workdir),
+                    "web": {"index_file": str(workdir / "www/index.html")},
                     "mpi": {
                         "profile_file": str(workdir / "saltcluster-mpi.sh"),
                         "pypi": {"prefix": str(workdir / "mpich")},

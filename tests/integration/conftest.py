@@ -39,8 +39,13 @@ def pillar_root(tmp_path_factory, scratch):
         "user": dict(TEST_USER, home=f"{scratch}/home/{TEST_USER['name']}", relocate_uid_holder=False),
         "nfs": {"exports_file": f"{scratch}/@ID@/exports"},
         "ssh": {"known_hosts_file": f"{scratch}/@ID@/ssh_known_hosts"},
-        "lb": {"config_file": f"{scratch}/@ID@/nginx.conf"},
-        "web": {"config_file": f"{scratch}/@ID@/nginx.conf", "index_file": f"{scratch}/@ID@/www/index.html"},
+        # nginx's files (base config, site directory beside it, checker):
+        # nothing under this machine's /etc/nginx or /usr/local/sbin changes
+        "nginx": {
+            "config_file": f"{scratch}/@ID@/nginx/nginx.conf",
+            "check_command": f"{scratch}/@ID@/bin/saltcluster-nginx-check",
+        },
+        "web": {"index_file": f"{scratch}/@ID@/www/index.html"},
         # the provider comes from this host's release (Debian 12: pypi).  One
         # prefix for all four minions, as on real hosts (Hydra starts
         # hydra_pmi_proxy from its own bin dir), but in scratch rather than
@@ -101,9 +106,14 @@ def salt_run_cli(salt_master):
 
 
 @pytest.fixture(scope="package")
-def synced(minions, salt_cli):
-    """Modules synced from the master and every host's mine entry published."""
+def synced(minions, salt_cli, salt_run_cli):
+    """Modules synced from the master to every minion, the runners (served
+    from salt/_runners) into the master's extension modules, as on a real
+    master (salt-run saltutil.sync_runners), and every host's mine entry
+    published."""
     ret = salt_cli.run("saltutil.sync_all", minion_tgt="*")
+    assert ret.returncode == 0, ret
+    ret = salt_run_cli.run("saltutil.sync_runners")
     assert ret.returncode == 0, ret
     ret = salt_cli.run("mine.update", minion_tgt="*")
     assert ret.returncode == 0, ret

@@ -6,6 +6,7 @@ import hashlib
 import pathlib
 import pwd
 import socket
+import subprocess
 
 import pytest
 
@@ -62,12 +63,18 @@ def test_hosts_state_on_every_host(synced, salt_cli, scratch):
 
 
 def test_gateway_upstream_checked_by_nginx(synced, salt_cli, scratch):
+    # nginx's files are in the minion's scratch directory (conftest's pillar)
     ret = salt_cli.run("-G", "state.apply", "cluster.lb.config", minion_tgt="roles:gateway")
     _ok(ret)
-    conf = (scratch / "gateway" / "nginx.conf").read_text()
+    nginx_conf = scratch / "gateway" / "nginx" / "nginx.conf"
+    conf = (nginx_conf.parent / "saltcluster.d" / "lb.conf").read_text()
     assert "server 127.0.0.1:80 weight=1 max_fails=1 fail_timeout=10s;  # node1" in conf
     assert "# node2" in conf and "# master" not in conf and "zone saltcluster_web" in conf
     assert "keepalive 16;" in conf and "proxy_http_version 1.1;" in conf and "proxy_read_timeout 5s;" in conf
+    # the base config includes the site, and nginx accepts the live set
+    assert "include saltcluster.d/*.conf;" in nginx_conf.read_text()
+    run = subprocess.run(["nginx", "-t", "-q", "-c", str(nginx_conf)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
 
 
 @pytest.mark.parametrize(
@@ -79,7 +86,7 @@ def test_gateway_upstream_checked_by_nginx(synced, salt_cli, scratch):
     ],
 )
 def test_bad_pillar_refused_before_any_change(synced, salt_cli, scratch, override, named):
-    conf = scratch / "gateway" / "nginx.conf"
+    conf = scratch / "gateway" / "nginx" / "saltcluster.d" / "lb.conf"
     before = hashlib.sha256(conf.read_bytes()).hexdigest() if conf.exists() else None
     ret = salt_cli.run("state.apply", "cluster.lb", pillar={"saltcluster": override}, minion_tgt="gateway")
     assert ret.returncode != 0

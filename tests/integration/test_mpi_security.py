@@ -198,6 +198,27 @@ def test_output_kept_to_max_output(probe, salt_cli, mpi_settings):
     assert "bytes of stdout cut" in data["stdout"]
 
 
+def test_hostfile_link_is_not_read(local_hostfile, salt_cli, tmp_path):
+    """The MPI user (any job) points ~/hosts at a file only root may read and
+    asks mpi.run for a host the hostfile lacks (the refusal names the hosts
+    it lists): root does not read through the link, and nothing of that
+    file comes back."""
+    secret = tmp_path / "root-only-key"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA\n")
+    secret.chmod(0o600)
+    saved = local_hostfile.read_text()
+    local_hostfile.unlink()
+    local_hostfile.symlink_to(secret)
+    try:
+        for args in (("cpi", "hosts=nothere", "timeout=60"), ("cpi", "np=1", "timeout=60")):
+            text = _error(_run(salt_cli, *args))
+            assert "c2VjcmV0" not in text and "PRIVATE KEY" not in text, text
+            assert "symlink" in text, text
+    finally:
+        local_hostfile.unlink()
+        local_hostfile.write_text(saved)
+
+
 def test_cpi_still_runs(local_hostfile, salt_cli):
     ret = _run(salt_cli, "cpi", "np=4", "timeout=60")
     assert isinstance(ret.data, dict) and ret.data["retcode"] == 0, ret

@@ -28,15 +28,30 @@ def sec_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sec_master(salt_factories, pillar_root, sec_root):
+def sec_pillar_root(pillar_root, sec_root):
+    """The package's pillar, plus the bootstrap marker's setting
+    (saltcluster:network:join_marker), which orch.join reads from the
+    master's pillar: absent until the fixture below says the cluster is
+    bootstrapped."""
+    root = sec_root / "pillar"
+    root.mkdir()
+    for sls in pillar_root.glob("*.sls"):
+        (root / sls.name).write_text(sls.read_text())
+    (root / "top.sls").write_text((pillar_root / "top.sls").read_text() + "    - sec\n")
+    (root / "sec.sls").write_text(
+        json.dumps({"saltcluster": {"network": {"join_marker": str(sec_root / "bootstrapped")}}})
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def sec_master(salt_factories, sec_pillar_root):
     conf = salt.utils.yaml.safe_load((REPO / "etc/master.d/saltcluster.conf").read_text())
     overrides = {key: conf[key] for key in MASTER_KEYS}
     overrides.update(
         file_roots={"base": [str(REPO / "salt")]},
-        pillar_roots={"base": [str(pillar_root), str(REPO / "pillar")]},
+        pillar_roots={"base": [str(sec_pillar_root), str(REPO / "pillar")]},
         enable_fqdns_grains=False,
-        # absent until the fixture below says the cluster is bootstrapped
-        saltcluster_join_marker=str(sec_root / "bootstrapped"),
     )
     factory = salt_factories.salt_master_daemon("sec-master", overrides=overrides)
     with factory.started():
@@ -204,6 +219,23 @@ def test_replayed_start_of_a_joined_member_does_not_join_it_again(sec_master, jo
         states = states_of(orch)
         assert set(states) == {"saltcluster-orch-join-refused"}, states
         assert "already joined" in states["saltcluster-orch-join-refused"]["comment"]
+    assert highstates_of(sec_master, after, "secnode1") == []
+
+
+def test_forged_reconnect_of_a_member_does_not_join_it_again(sec_master, joined):
+    """secnode2 fires secnode1's start without grains (what every member's
+    reconnect to a restarted master looks like): orch.join finds secnode1's
+    entry in the mine and stops there, without asking secnode1 anything."""
+    after = time.time()
+    tag = "salt/minion/secnode1/start"
+    forge(joined["secnode2"], tag, {"events": [{"tag": tag, "data": {"id": "secnode1", "cmd": "_minion_event"}}]})
+    pillar = {"saltcluster_join": "secnode1", "saltcluster_join_event": "reconnect"}
+    found = orchestrations(sec_master, after, "orch.join", pillar=pillar)
+    assert found
+    for orch in found:
+        states = states_of(orch)
+        assert set(states) == {"saltcluster-orch-join-refused"}, states
+        assert "a reconnect of a member" in states["saltcluster-orch-join-refused"]["comment"]
     assert highstates_of(sec_master, after, "secnode1") == []
 
 

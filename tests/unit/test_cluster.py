@@ -96,7 +96,9 @@ BAD = [
     ({"lb": {"fail_timeout": "ten"}}, "lb:fail_timeout", "'ten'"),
     ({"lb": {"weights": {"node1": 0}}}, "lb:weights:node1", "0"),
     ({"lb": {"weights": {"no de": 1}}}, "lb:weights", "'no de'"),
-    ({"lb": {"worker_processes": 0}}, "lb:worker_processes", "0"),
+    ({"nginx": {"worker_processes": 0}}, "nginx:worker_processes", "0"),
+    ({"nginx": {"site_dir": "../etc"}}, "nginx:site_dir", "'../etc'"),
+    ({"lb": {"site_file": "lb.conf\n"}}, "lb:site_file", "'lb.conf\\n'"),
     ({"mpi": {"slots": 0}}, "mpi:slots", "0"),
     ({"mpi": {"ucx_net_device": "eth0; rm"}}, "mpi:ucx_net_device", "'eth0; rm'"),
     ({"mpi": {"allowed_dirs": ["/opt/../etc"]}}, "mpi:allowed_dirs", "'/opt/../etc'"),
@@ -147,11 +149,389 @@ def test_validate_names_bad_key_and_value(defaults, override, key, value):
     assert value in msg
 
 
+# Every rule of validate with one bad value, and the whole message it gives:
+# the last four hold two bad values each, and the one checked first is named.
+EXACT = [
+    ({"network": None}, "network: None is invalid: must be a mapping"),
+    ({"user": []}, "user: [] is invalid: must be a mapping"),
+    ({"nfs": "x"}, "nfs: 'x' is invalid: must be a mapping"),
+    ({"ssh": 1}, "ssh: 1 is invalid: must be a mapping"),
+    ({"mpi": None}, "mpi: None is invalid: must be a mapping"),
+    ({"nginx": []}, "nginx: [] is invalid: must be a mapping"),
+    ({"web": "x"}, "web: 'x' is invalid: must be a mapping"),
+    (
+        {"network": {"cidr": "10.5.5.0/33"}},
+        "network:cidr: '10.5.5.0/33' is invalid: "
+        "is not a network in cidr form ('10.5.5.0/33' does not appear to be an IPv4 or IPv6 network)",
+    ),
+    (
+        {"network": {"cidr": None}},
+        "network:cidr: None is invalid: "
+        "is not a network in cidr form ('None' does not appear to be an IPv4 or IPv6 network)",
+    ),
+    ({"network": {"master_host": 5}}, "network:master_host: 5 is invalid: is not a valid host name"),
+    (
+        {"network": {"hosts_file": "etc/hosts"}},
+        "network:hosts_file: 'etc/hosts' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"network": {"join_marker": "/etc/../x"}},
+        "network:join_marker: '/etc/../x' is invalid: must be an absolute path without '..'",
+    ),
+    ({"user": {"name": 7}}, "user:name: 7 is invalid: is not a valid user name"),
+    ({"user": {"name": "root"}}, "user:name: 'root' is invalid: MPI jobs never run as root"),
+    ({"user": {"group": "Bad Group"}}, "user:group: 'Bad Group' is invalid: is not a valid group name"),
+    ({"user": {"group": None}}, "user:group: None is invalid: is not a valid group name"),
+    ({"user": {"uid": "abc"}}, "user:uid: 'abc' is invalid: must be an integer"),
+    ({"user": {"uid": 0}}, "user:uid: 0 is invalid: must be between 1 and 65534"),
+    ({"user": {"gid": 70000}}, "user:gid: 70000 is invalid: must be between 1 and 65534"),
+    ({"user": {"gid": False}}, "user:gid: False is invalid: must be an integer"),
+    ({"user": {"home": 3}}, "user:home: 3 is invalid: must be an absolute path without '..'"),
+    ({"user": {"shell": "bash"}}, "user:shell: 'bash' is invalid: must be an absolute path without '..'"),
+    ({"user": {"relocate_uid_holder": "yes"}}, "user:relocate_uid_holder: 'yes' is invalid: must be true or false"),
+    (
+        {"user": {"relocate_restart_services": "rpcbind"}},
+        "user:relocate_restart_services: 'rpcbind' is invalid: must be a list of non-empty strings",
+    ),
+    (
+        {"user": {"relocate_restart_services": ["rpcbind", ""]}},
+        "user:relocate_restart_services: ['rpcbind', ''] is invalid: must be a list of non-empty strings",
+    ),
+    (
+        {"mpi": {"provider": "conda"}},
+        "mpi:provider: 'conda' is invalid: must be one of debian, pypi, or null (by Debian release)",
+    ),
+    (
+        {"mpi": {"release_providers": ["bookworm"]}},
+        "mpi:release_providers: ['bookworm'] is invalid: must map Debian codenames or major releases to providers",
+    ),
+    (
+        {"mpi": {"release_providers": {"trixie": "spack"}}},
+        "mpi:release_providers:trixie: 'spack' is invalid: must be one of debian, pypi",
+    ),
+    (
+        {"mpi": {"release_providers": {12: None}}},
+        "mpi:release_providers:12: None is invalid: must be one of debian, pypi",
+    ),
+    ({"mpi": {"debian": None}}, "mpi:debian: None is invalid: must be a mapping"),
+    (
+        {"mpi": {"debian": {"packages": None}}},
+        "mpi:debian:packages: None is invalid: must be a list of non-empty strings",
+    ),
+    ({"mpi": {"pypi": "mpich"}}, "mpi:pypi: 'mpich' is invalid: must be a mapping"),
+    ({"mpi": {"pypi": {"packages": [1]}}}, "mpi:pypi:packages: [1] is invalid: must be a list of non-empty strings"),
+    (
+        {"mpi": {"debian": {"mpiexec": "mpiexec"}}},
+        "mpi:debian:mpiexec: 'mpiexec' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"mpi": {"debian": {"mpicc": "/usr/../bin/mpicc"}}},
+        "mpi:debian:mpicc: '/usr/../bin/mpicc' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"mpi": {"pypi": {"python": "python3"}}},
+        "mpi:pypi:python: 'python3' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"mpi": {"pypi": {"prefix": "opt/mpich"}}},
+        "mpi:pypi:prefix: 'opt/mpich' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"mpi": {"pypi": {"prefix": "/opt/my mpich"}}},
+        "mpi:pypi:prefix: '/opt/my mpich' is invalid: "
+        "must be a directory of its own, named with letters, digits and ._+-/ only",
+    ),
+    (
+        {"mpi": {"pypi": {"prefix": "/usr/local/"}}},
+        "mpi:pypi:prefix: '/usr/local/' is invalid: "
+        "must be a directory of its own, named with letters, digits and ._+-/ only",
+    ),
+    (
+        {"mpi": {"pypi": {"prefix": "/"}}},
+        "mpi:pypi:prefix: '/' is invalid: must be a directory of its own, named with letters, digits and ._+-/ only",
+    ),
+    (
+        {"mpi": {"pypi": {"requirement": "-e ."}}},
+        "mpi:pypi:requirement: '-e .' is invalid: "
+        "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path",
+    ),
+    (
+        {"mpi": {"pypi": {"requirement": "mpich numpy"}}},
+        "mpi:pypi:requirement: 'mpich numpy' is invalid: "
+        "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path",
+    ),
+    (
+        {"mpi": {"pypi": {"requirement": None}}},
+        "mpi:pypi:requirement: None is invalid: "
+        "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path",
+    ),
+    ({"mpi": {"packages": "mpich"}}, "mpi:packages: 'mpich' is invalid: must be a list of non-empty strings"),
+    ({"mpi": {"mpiexec": "mpiexec"}}, "mpi:mpiexec: 'mpiexec' is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"mpicc": 5}}, "mpi:mpicc: 5 is invalid: must be an absolute path without '..'"),
+    ({"nfs": {"export_path": "srv"}}, "nfs:export_path: 'srv' is invalid: must be an absolute path without '..'"),
+    ({"nfs": {"exports_file": None}}, "nfs:exports_file: None is invalid: must be an absolute path without '..'"),
+    ({"nfs": {"clients": "10.5.5.0/24"}}, "nfs:clients: '10.5.5.0/24' is invalid: must be a list of non-empty strings"),
+    ({"nfs": {"clients": ["bad client"]}}, "nfs:clients: 'bad client' is invalid: is neither a cidr nor a host name"),
+    (
+        {"nfs": {"clients": ["10.0.0.0/8"]}},
+        "nfs:clients: '10.0.0.0/8' is invalid: reaches outside the cluster network 10.5.5.0/24",
+    ),
+    (
+        {"nfs": {"clients": ["fd00::/64"]}},
+        "nfs:clients: 'fd00::/64' is invalid: reaches outside the cluster network 10.5.5.0/24",
+    ),
+    ({"nfs": {"options": "rw"}}, "nfs:options: 'rw' is invalid: must be a list of non-empty strings"),
+    ({"nfs": {"options": ["rw", "exec"]}}, "nfs:options: 'exec' is invalid: is not an exports(5) option"),
+    (
+        {"nfs": {"options": ["rw", "no_root_squash"]}},
+        "nfs:options: 'no_root_squash' is invalid: "
+        "saltcluster exports the shared home with root_squash and secure only",
+    ),
+    (
+        {"nfs": {"options": ["insecure"]}},
+        "nfs:options: 'insecure' is invalid: saltcluster exports the shared home with root_squash and secure only",
+    ),
+    ({"nfs": {"options": ["anonuid=5\n"]}}, "nfs:options: 'anonuid=5\\n' is invalid: is not an exports(5) option"),
+    ({"nfs": {"mount_options": [None]}}, "nfs:mount_options: [None] is invalid: must be a list of non-empty strings"),
+    ({"nfs": {"server_wait_seconds": 3601}}, "nfs:server_wait_seconds: 3601 is invalid: must be between 0 and 3600"),
+    ({"nfs": {"server_wait_seconds": "60"}}, "nfs:server_wait_seconds: '60' is invalid: must be an integer"),
+    ({"ssh": {"key_type": "dsa"}}, "ssh:key_type: 'dsa' is invalid: must be ed25519, rsa or ecdsa"),
+    (
+        {"ssh": {"known_hosts_file": "known"}},
+        "ssh:known_hosts_file: 'known' is invalid: must be an absolute path without '..'",
+    ),
+    ({"ssh": {"sshd_dropin": None}}, "ssh:sshd_dropin: None is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"hostfile": "hosts"}}, "mpi:hostfile: 'hosts' is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"bin_dir": "bin"}}, "mpi:bin_dir: 'bin' is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"src_dir": "/a/../src"}}, "mpi:src_dir: '/a/../src' is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"profile_file": "x.sh"}}, "mpi:profile_file: 'x.sh' is invalid: must be an absolute path without '..'"),
+    ({"mpi": {"allowed_dirs": "/opt"}}, "mpi:allowed_dirs: '/opt' is invalid: must be a list of non-empty strings"),
+    ({"mpi": {"allowed_dirs": ["opt"]}}, "mpi:allowed_dirs: 'opt' is invalid: must be an absolute path without '..'"),
+    (
+        {"mpi": {"allowed_dirs": ["/opt/../etc"]}},
+        "mpi:allowed_dirs: '/opt/../etc' is invalid: must be an absolute path without '..'",
+    ),
+    ({"mpi": {"programs": "cpi"}}, "mpi:programs: 'cpi' is invalid: must be a list of non-empty strings"),
+    ({"mpi": {"programs": ["../evil"]}}, "mpi:programs: '../evil' is invalid: is not a plain program name"),
+    ({"mpi": {"programs": ["cpi\n"]}}, "mpi:programs: 'cpi\\n' is invalid: is not a plain program name"),
+    ({"mpi": {"slots": 0}}, "mpi:slots: 0 is invalid: must be between 1 and 4096"),
+    ({"mpi": {"slots": "2"}}, "mpi:slots: '2' is invalid: must be an integer"),
+    ({"mpi": {"max_timeout": 0}}, "mpi:max_timeout: 0 is invalid: must be between 1 and 604800"),
+    ({"mpi": {"timeout": 604801}}, "mpi:timeout: 604801 is invalid: must be between 1 and 604800"),
+    (
+        {"mpi": {"timeout": 600, "max_timeout": 300}},
+        "mpi:timeout: 600 is invalid: must not exceed mpi:max_timeout (300)",
+    ),
+    ({"mpi": {"max_np": 0}}, "mpi:max_np: 0 is invalid: must be between 1 and 65536"),
+    ({"mpi": {"max_np": "16"}}, "mpi:max_np: '16' is invalid: must be an integer"),
+    ({"mpi": {"max_output": 10}}, "mpi:max_output: 10 is invalid: must be between 1024 and 1073741824"),
+    ({"mpi": {"ucx_tls": "tcp\n"}}, "mpi:ucx_tls: 'tcp\\n' is invalid: must be a comma list of UCX transports"),
+    ({"mpi": {"ucx_tls": None}}, "mpi:ucx_tls: None is invalid: must be a comma list of UCX transports"),
+    (
+        {"mpi": {"ucx_net_device": "eth0; rm"}},
+        "mpi:ucx_net_device: 'eth0; rm' is invalid: is not a network device name",
+    ),
+    ({"mpi": {"ucx_net_device": 5}}, "mpi:ucx_net_device: 5 is invalid: is not a network device name"),
+    (
+        {"nginx": {"packages": "nginx-light"}},
+        "nginx:packages: 'nginx-light' is invalid: must be a list of non-empty strings",
+    ),
+    (
+        {"nginx": {"packages": ["nginx", ""]}},
+        "nginx:packages: ['nginx', ''] is invalid: must be a list of non-empty strings",
+    ),
+    ({"nginx": {"service": "nginx; reboot"}}, "nginx:service: 'nginx; reboot' is invalid: is not a service name"),
+    ({"nginx": {"service": None}}, "nginx:service: None is invalid: is not a service name"),
+    (
+        {"nginx": {"config_file": "nginx.conf"}},
+        "nginx:config_file: 'nginx.conf' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"nginx": {"config_file": "/etc/nginx/../nginx.conf"}},
+        "nginx:config_file: '/etc/nginx/../nginx.conf' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"nginx": {"site_dir": "/etc/nginx/saltcluster.d"}},
+        "nginx:site_dir: '/etc/nginx/saltcluster.d' is invalid: must be a plain directory name, without '/' or '..'",
+    ),
+    (
+        {"nginx": {"site_dir": ".."}},
+        "nginx:site_dir: '..' is invalid: must be a plain directory name, without '/' or '..'",
+    ),
+    (
+        {"nginx": {"site_dir": "sites/saltcluster"}},
+        "nginx:site_dir: 'sites/saltcluster' is invalid: must be a plain directory name, without '/' or '..'",
+    ),
+    ({"nginx": {"worker_processes": 0}}, "nginx:worker_processes: 0 is invalid: must be auto or a positive integer"),
+    (
+        {"nginx": {"worker_processes": "many"}},
+        "nginx:worker_processes: 'many' is invalid: must be auto or a positive integer",
+    ),
+    (
+        {"nginx": {"worker_processes": True}},
+        "nginx:worker_processes: True is invalid: must be auto or a positive integer",
+    ),
+    (
+        {"nginx": {"check_command": "saltcluster-nginx-check"}},
+        "nginx:check_command: 'saltcluster-nginx-check' is invalid: must be an absolute path without '..'",
+    ),
+    ({"web": {"port": "80x"}}, "web:port: '80x' is invalid: must be an integer"),
+    ({"web": {"port": 65536}}, "web:port: 65536 is invalid: must be between 1 and 65535"),
+    (
+        {"web": {"index_file": "index.html"}},
+        "web:index_file: 'index.html' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"web": {"site_file": "web"}},
+        "web:site_file: 'web' is invalid: must be a plain file name ending in .conf",
+    ),
+    (
+        {"web": {"site_file": "../web.conf"}},
+        "web:site_file: '../web.conf' is invalid: must be a plain file name ending in .conf",
+    ),
+    (
+        {"lb": {"site_file": "sites/lb.conf"}},
+        "lb:site_file: 'sites/lb.conf' is invalid: must be a plain file name ending in .conf",
+    ),
+    ({"lb": {"site_file": None}}, "lb:site_file: None is invalid: must be a plain file name ending in .conf"),
+    (
+        {"lb": {"site_file": "site.conf"}, "web": {"site_file": "site.conf"}},
+        "lb:site_file: 'site.conf' is invalid: is web:site_file too: each role has a site file of its own",
+    ),
+    ({"lb": {"listen_port": 0}}, "lb:listen_port: 0 is invalid: must be between 1 and 65535"),
+    ({"lb": {"backend_port": True}}, "lb:backend_port: True is invalid: must be an integer"),
+    ({"lb": {"max_fails": 1001}}, "lb:max_fails: 1001 is invalid: must be between 0 and 1000"),
+    ({"lb": {"keepalive": -1}}, "lb:keepalive: -1 is invalid: must be between 0 and 10000"),
+    (
+        {"lb": {"method": "roundrobin"}},
+        "lb:method: 'roundrobin' is invalid: nginx knows round_robin, least_conn, ip_hash, random",
+    ),
+    (
+        {"lb": {"template": "http://example.com/x.jinja"}},
+        "lb:template: 'http://example.com/x.jinja' is invalid: must be a salt:// or file:/// path without '..'",
+    ),
+    (
+        {"lb": {"template": "salt://../etc/shadow"}},
+        "lb:template: 'salt://../etc/shadow' is invalid: must be a salt:// or file:/// path without '..'",
+    ),
+    ({"lb": {"template": None}}, "lb:template: None is invalid: must be a salt:// or file:/// path without '..'"),
+    ({"lb": {"read_timeout": "soon"}}, "lb:read_timeout: 'soon' is invalid: must be an nginx time like 5s"),
+    ({"lb": {"fail_timeout": "ten"}}, "lb:fail_timeout: 'ten' is invalid: must be an nginx time like 10s"),
+    ({"lb": {"zone_size": "64g"}}, "lb:zone_size: '64g' is invalid: must be an nginx size like 64k"),
+    ({"lb": {"forwarded_for": "yes"}}, "lb:forwarded_for: 'yes' is invalid: must be true or false"),
+    ({"lb": {"weights": ["node1"]}}, "lb:weights: ['node1'] is invalid: must map host names to weights"),
+    ({"lb": {"weights": {"no de": 1}}}, "lb:weights: 'no de' is invalid: is not a valid host name"),
+    ({"lb": {"weights": {"node1": 0}}}, "lb:weights:node1: 0 is invalid: must be an integer between 1 and 1000"),
+    ({"lb": {"weights": {"node1": 1001}}}, "lb:weights:node1: 1001 is invalid: must be an integer between 1 and 1000"),
+    ({"lb": {"weights": {"node1": "2"}}}, "lb:weights:node1: '2' is invalid: must be an integer between 1 and 1000"),
+    (
+        {"user": {"uid": "x"}, "network": {"cidr": "x"}},
+        "network:cidr: 'x' is invalid: "
+        "is not a network in cidr form ('x' does not appear to be an IPv4 or IPv6 network)",
+    ),
+    (
+        {"mpi": {"provider": "x"}, "user": {"shell": "x"}},
+        "user:shell: 'x' is invalid: must be an absolute path without '..'",
+    ),
+    (
+        {"nfs": {"export_path": "x"}, "mpi": {"pypi": {"prefix": "x"}}},
+        "mpi:pypi:prefix: 'x' is invalid: must be an absolute path without '..'",
+    ),
+    ({"lb": {"method": "x"}, "web": {"port": 0}}, "web:port: 0 is invalid: must be between 1 and 65535"),
+]
+
+
+@pytest.mark.parametrize("override,message", EXACT, ids=[m.split(" ", 1)[0].rstrip(":") for _, m in EXACT])
+def test_validate_message_for_each_rule(defaults, override, message):
+    cfg = salt.utils.dictupdate.merge(copy.deepcopy(defaults), copy.deepcopy(override), strategy="recurse")
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.validate(cfg, grains={})
+    assert str(exc.value) == "saltcluster:" + message
+
+
+@pytest.mark.parametrize("missing", ["mpi:provider", "lb:keepalive", "network:cidr", "user:uid"])
+def test_validate_missing_key_is_a_key_error(defaults, missing):
+    """What settings(cached=True) takes for a cached defaults file older than
+    these modules (and then fetches the file)."""
+    cfg = copy.deepcopy(defaults)
+    *path, leaf = missing.split(":")
+    parent = cfg
+    for part in path:
+        parent = parent[part]
+    del parent[leaf]
+    with pytest.raises(KeyError):
+        cluster.validate(cfg, grains={})
+
+
+@pytest.mark.parametrize("section,message", [("lb", "lb: None"), ("mpi:pypi", "mpi:pypi: None")])
+def test_validate_missing_mapping_is_named(defaults, section, message):
+    cfg = copy.deepcopy(defaults)
+    *path, leaf = section.split(":")
+    parent = cfg
+    for part in path:
+        parent = parent[part]
+    del parent[leaf]
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.validate(cfg, grains={})
+    assert str(exc.value) == f"saltcluster:{message} is invalid: must be a mapping"
+
+
+def test_settings_pillar_that_is_no_mapping():
+    cluster.__salt__["pillar.get"] = lambda key, default=None, unmask=False: "x"
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.settings()
+    assert str(exc.value) == "saltcluster:: 'x' is invalid: pillar saltcluster must be a mapping"
+
+
 def test_validate_accepts_defaults_and_every_method(defaults):
     for method in cluster.LB_METHODS:
         cfg = copy.deepcopy(defaults)
         cfg["lb"]["method"] = method
         assert cluster.validate(cfg)["lb"]["method"] == method
+
+
+BOTH_ROLES_SAME_PORT = (
+    "saltcluster:lb:listen_port: 80 is invalid: this host is compute and gateway, and web:port is 80 too: "
+    "give the page a port of its own (web:port, and lb:backend_port the same)"
+)
+
+
+@pytest.mark.parametrize("roles", [["compute", "gateway"], ["master", "gateway", "compute"]])
+def test_validate_both_web_roles_on_one_port(defaults, roles):
+    """One nginx serves the page and the balancer on a host with both
+    roles: on one port they clash, so validation names the keys."""
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.validate(defaults, grains={"roles": roles})
+    assert str(exc.value) == BOTH_ROLES_SAME_PORT
+
+
+@pytest.mark.parametrize(
+    "roles,override",
+    [
+        (["compute", "gateway"], {"web": {"port": 8080}, "lb": {"backend_port": 8080}}),
+        (["compute", "gateway"], {"lb": {"listen_port": 8000}}),
+        (["gateway"], {}),
+        (["compute"], {}),
+        ("gateway", {}),  # a grain given as one string
+        ([], {}),
+    ],
+    ids=["both-own-ports", "both-lb-moved", "gateway", "compute", "gateway-string", "none"],
+)
+def test_validate_one_port_is_fine_for_one_role(defaults, roles, override):
+    cfg = salt.utils.dictupdate.merge(copy.deepcopy(defaults), override, strategy="recurse")
+    assert cluster.validate(cfg, grains={"roles": roles})
+
+
+def test_settings_follow_the_roles_grain():
+    """The settings cached for one render are validated anew when the roles
+    grain changes: the same pillar is fine for a gateway, not for a host
+    that becomes compute node too."""
+    cluster.__grains__["roles"] = ["gateway"]
+    assert cluster.settings()["web"]["port"] == 80
+    cluster.__grains__["roles"] = ["gateway", "compute"]
+    with pytest.raises(CommandExecutionError) as exc:
+        cluster.settings()
+    assert str(exc.value) == BOTH_ROLES_SAME_PORT
 
 
 def test_defaults_read_once_per_context():
@@ -162,6 +542,42 @@ def test_defaults_read_once_per_context():
     cluster.settings()
     cluster.settings()
     assert calls == [cluster.DEFAULTS_URL]
+
+
+def test_settings_validated_once_per_render(monkeypatch):
+    """map.jinja and every membership function ask for the settings: one
+    render merges and validates them once."""
+    validated = []
+    real = cluster.validate
+    monkeypatch.setattr(cluster, "validate", lambda cfg, grains=None: validated.append(1) or real(cfg, grains))
+    mine = mine_for(["master", "node1", "node2"])
+    first = cluster.settings()
+    for render in (cluster.hosts_block, cluster.known_hosts, cluster.hostfile, cluster.upstream, cluster.members):
+        render(mine=copy.deepcopy(mine))
+    assert len(validated) == 1
+    first["user"]["name"] = "changed"  # the caller's own copy
+    assert cluster.settings()["user"]["name"] == "jobhandler"
+    assert len(validated) == 1
+
+
+def test_settings_follow_a_changed_pillar_and_grains():
+    assert cluster.settings()["lb"]["method"] == "round_robin"
+    cluster.__salt__["pillar.get"] = lambda key, default=None, unmask=False: {"lb": {"method": "least_conn"}}
+    assert cluster.settings()["lb"]["method"] == "least_conn"
+    cluster.__grains__.update(DEBIAN_12)
+    assert cluster.settings()["mpi"]["provider"] == "pypi"
+    cluster.__grains__.update(DEBIAN_13)
+    assert cluster.settings()["mpi"]["provider"] == "debian"
+    assert cluster.settings(overrides={"lb": {"method": "random"}})["lb"]["method"] == "random"
+    assert cluster.settings()["lb"]["method"] == "least_conn"
+
+
+def test_settings_cache_tells_a_number_from_its_text():
+    cluster.__salt__["pillar.get"] = lambda key, default=None, unmask=False: {"lb": {"weights": {"node1": 2}}}
+    assert cluster.settings()["lb"]["weights"] == {"node1": 2}
+    cluster.__salt__["pillar.get"] = lambda key, default=None, unmask=False: {"lb": {"weights": {"node1": "2"}}}
+    with pytest.raises(CommandExecutionError, match="saltcluster:lb:weights:node1: '2'"):
+        cluster.settings()
 
 
 def _count_fetches():
@@ -266,6 +682,31 @@ def test_hostfile_slots_from_num_cpus():
 @pytest.mark.parametrize("pillar", [{"mpi": {"slots": 3}}])
 def test_hostfile_slots_from_pillar(pillar):
     assert cluster.hostfile() == "node1:3\nnode2:3\nnode10:3"
+
+
+def test_hostfile_format_written_and_read_by_one_pair():
+    """cluster.hostfile writes the lines, mpi.hostfile reads them back with
+    parse_hostfile: what one writes, the other reads."""
+    assert cluster.parse_hostfile(cluster.hostfile()) == [
+        {"host": "node1", "slots": 2}, {"host": "node2", "slots": 2}, {"host": "node10", "slots": 4},
+    ]  # fmt: skip
+    members = [{"name": "node1", "num_cpus": 2}, {"name": "node3", "num_cpus": 4096}]
+    assert cluster.hostfile_lines(members) == ["node1:2", "node3:4096"]
+    assert cluster.hostfile_lines(members, slots=3) == ["node1:3", "node3:3"]
+
+
+@pytest.mark.parametrize(
+    "text,entries",
+    [
+        ("# Managed by Salt\nnode1:2\n\nnode2:2\n", [("node1", 2), ("node2", 2)]),
+        ("node1:2  # two\r\nnode2\rnode3:x\n", [("node1", 2), ("node2", 1), ("node3", 1)]),
+        ("node1:1234567890\nnode2:-1\nnode3:\u0662", [("node1", 1), ("node2", 1), ("node3", 1)]),
+        ("node1:2\x0cnode2:2", [("node1", 1)]),  # a line ends at \n, \r\n or \r only
+        ("", []),
+    ],
+)
+def test_parse_hostfile(text, entries):
+    assert [(e["host"], e["slots"]) for e in cluster.parse_hostfile(text)] == entries
 
 
 @pytest.mark.parametrize("pillar", [{"lb": {"weights": {"node2": 5}, "backend_port": 8080}}])
@@ -666,6 +1107,19 @@ def test_cached_defaults_older_than_the_modules_are_fetched_again(tmp_path, defa
     cluster.__salt__["cp.is_cached"] = lambda url: str(cached)
     cluster.__grains__.update(DEBIAN_12)
     assert cluster.settings(cached=True)["mpi"]["provider"] == "pypi"
+
+
+def test_cached_defaults_without_a_newer_section_are_fetched_again(tmp_path, defaults_text):
+    """A cached copy from before the nginx section: fetched again, not
+    refused as "nginx: None is invalid"."""
+    old = salt.utils.yaml.safe_load(defaults_text)
+    del old["saltcluster"]["nginx"]
+    cached = tmp_path / "defaults.yaml"
+    cached.write_text(salt.utils.yaml.safe_dump(old))
+    cluster.__salt__["cp.is_cached"] = lambda url: str(cached)
+    fetches = _count_fetches()
+    assert cluster.settings(cached=True)["nginx"]["site_dir"] == "saltcluster.d"
+    assert fetches == [cluster.DEFAULTS_URL]
 
 
 @pytest.mark.parametrize("pillar", [{"mpi": {"release_providers": None}}])

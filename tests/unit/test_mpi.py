@@ -122,7 +122,9 @@ def configure_loader_modules(cfg, run_all):
 
     return {
         mpi: {
-            "__salt__": {"cluster.settings": settings, "cmd.run_all": run_all},
+            # the hostfile's one parser, the reader of the format cluster.hostfile writes
+            "__salt__": {"cluster.settings": settings, "cluster.parse_hostfile": cluster.parse_hostfile,
+                         "cmd.run_all": run_all},  # fmt: skip
             "__grains__": {"id": "master", "host": "master"},
             "__context__": {},
         }
@@ -133,9 +135,57 @@ def test_hostfile_parses_slots(home):
     assert mpi.hostfile() == [{"host": "node1", "slots": 2}, {"host": "node2", "slots": 2}]
 
 
+def test_hostfile_reads_only_the_configured_file():
+    """root reads it: a caller of mpi.hostfile names no other path."""
+    with pytest.raises(TypeError):
+        mpi.hostfile("/etc/shadow")
+
+
 def test_hostfile_missing_is_clear(home):
     os.remove(home / "hosts")
     with pytest.raises(CommandExecutionError, match="hosts does not exist"):
+        mpi.hostfile()
+
+
+def test_hostfile_reads_what_cluster_hostfile_writes(home):
+    """One format: the lines the hostfile state writes are the entries mpi.run places ranks by."""
+    members = [{"name": "node1", "num_cpus": 2}, {"name": "node10", "num_cpus": 4}]
+    lines = cluster.hostfile_lines(members)
+    header = "# Managed by Salt (saltcluster): compute members as host:slots"
+    (home / "hosts").write_text("\n".join([header, *lines]) + "\n")
+    assert mpi.hostfile() == [{"host": "node1", "slots": 2}, {"host": "node10", "slots": 4}]
+
+
+# The MPI user (any job) may put anything at ~/hosts; mpi.run, as root,
+# names the hosts it read when it refuses one: never another file's lines.
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_hostfile_through_a_link_is_not_read(home, tmp_path_factory, link, calls):
+    secret = tmp_path_factory.mktemp("root-only") / "ssh_host_ed25519_key"
+    secret.write_text(SECRET)
+    os.remove(home / "hosts")
+    (os.symlink if link == "symlink" else os.link)(secret, home / "hosts")
+    with pytest.raises(CommandExecutionError) as exc:
+        mpi.run("cpi", hosts="nothere")
+    assert "b3BlbnNz" not in str(exc.value) and ("symlink" in str(exc.value) or "hard link" in str(exc.value))
+    with pytest.raises(CommandExecutionError):
+        mpi.hostfile()
+    assert calls == []
+
+
+def test_hostfile_fifo_is_not_waited_on(home, calls):
+    os.remove(home / "hosts")
+    os.mkfifo(home / "hosts")
+    with pytest.raises(CommandExecutionError, match="not a regular file"):
+        mpi.run("cpi")
+    assert calls == []
+
+
+def test_hostfile_size_is_bounded(home):
+    (home / "hosts").write_text("node1:2\n" * (mpi.MAX_HOSTFILE // 8 + 1))
+    with pytest.raises(CommandExecutionError, match="larger than"):
         mpi.hostfile()
 
 
@@ -555,6 +605,18 @@ def test_hosts_deduplicated_before_the_slot_check(hosts):
 def test_run_reports_the_deduplicated_hosts(calls):
     ret = mpi.run("cpi", hosts="node2,node1,node2")
     assert ret["hosts"] == ["node2", "node1"] and ret["np"] == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs,np",
+    [({}, 4), ({"hosts": "node2"}, 2), ({"np": 3}, 3), ({"np": 8, "oversubscribe": True}, 8), ({"np": 2.0}, 2)],
+)
+def test_run_reports_np_as_decided(kwargs, np):
+    """np is the rank count mpi.run settled on (default: every slot of the
+    chosen hosts), an integer, as passed to mpiexec."""
+    ret = mpi.run("cpi", **kwargs)
+    assert ret["np"] == np and type(ret["np"]) is int
+    assert ret["command"][ret["command"].index("-n") + 1] == str(np)
 
 
 @pytest.mark.parametrize(

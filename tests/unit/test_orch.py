@@ -36,11 +36,16 @@ class FakeMaster:
             cachedir=str(tmp_path / "cache"),
             pidfile=str(tmp_path / "master.pid"),
             pki_dir=str(tmp_path / "pki"),
-            saltcluster_join_marker=str(tmp_path / "bootstrapped"),
+            # as state.orchestrate renders: this tree from the master's own file_roots
+            file_client="local",
+            file_roots={"base": [str(REPO / "salt")]},
         )
+        # the master's pillar (the orchestration's): the bootstrap marker's setting
+        self.marker = tmp_path / "bootstrapped"
+        self.pillar = {"saltcluster": {"network": {"join_marker": str(self.marker)}}}
         (tmp_path / "master.pid").write_text("1\n")
         os.utime(tmp_path / "master.pid", (1000, 1000))
-        (tmp_path / "bootstrapped").write_text("x\n")
+        self.marker.write_text("x\n")
 
     @property
     def state_dir(self):
@@ -95,8 +100,15 @@ class FakeMaster:
         return [c[1] for c in self.calls if c[0] == "publish"]
 
     def render(self, sls, pillar):
+        pillar = dict(self.pillar, **pillar)
+
         def pillar_get(key, default=""):
-            return pillar.get(key, default)
+            value = pillar
+            for part in key.split(":"):
+                if not isinstance(value, dict) or part not in value:
+                    return default
+                value = value[part]
+            return value
 
         funcs = {
             "pillar.get": pillar_get,
@@ -183,6 +195,7 @@ def test_real_loss_evicts_only_the_minion_the_master_lost_too(master):
         (["rogue"], "no accepted key"),  # never a member: nothing to forget
         (["node3"], "no mine data"),  # lost before, already forgotten
         (["* or node1"], "not a minion name"),
+        (["node1\n"], "not a minion name"),
     ],
 )
 def test_losses_the_master_cannot_confirm_change_nothing(master, gone, why):
@@ -250,8 +263,13 @@ def test_empty_or_bad_leave_pillar_renders_nothing_that_acts(master):
 # ---------------------------------------------------------------- join
 
 
-def join(master, minion):
-    return master.render("join.sls", {"saltcluster_join": minion})
+def join(master, minion, event=None):
+    """orch.join for ``minion``; ``event`` as the reactor passes it (`start`
+    or `reconnect`), or none, as an operator's `salt-run state.orch` does."""
+    pillar = {"saltcluster_join": minion}
+    if event is not None:
+        pillar["saltcluster_join_event"] = event
+    return master.render("join.sls", pillar)
 
 
 JOIN_STEPS = [
@@ -308,7 +326,7 @@ def test_start_of_a_minion_without_an_accepted_key_does_nothing(master):
     assert master.published_to() == []  # nothing is sent to an unknown id
 
 
-@pytest.mark.parametrize("minion", ["node1 or *", "", "../x", "a" * 70])
+@pytest.mark.parametrize("minion", ["node1 or *", "", "../x", "a" * 70, "node1\n"])
 def test_join_of_a_bad_name_does_nothing(master, minion):
     high = join(master, minion)
     assert acting(high) == {}
@@ -316,9 +334,97 @@ def test_join_of_a_bad_name_does_nothing(master, minion):
 
 
 def test_join_while_bootstrapping_does_nothing(master):
-    os.unlink(master.opts["saltcluster_join_marker"])
+    """Until the master's first highstate wrote the marker, `salt '*'
+    state.apply` is setting the cluster up: a start joins nothing."""
+    master.alive.append("node3")
+    os.unlink(master.marker)
+    for event in ("start", "reconnect"):
+        high = join(master, "node3", event)
+        assert acting(high) == {} and "bootstrap" in refused(high, "saltcluster-orch-join-refused")
+    assert master.calls == []
+
+
+def test_bootstrap_marker_is_the_setting(master, tmp_path):
+    """saltcluster:network:join_marker, as cluster.bootstrapped writes it:
+    the master's pillar, else parameters/defaults.yaml."""
+    master.alive.append("node3")
+    moved = tmp_path / "elsewhere"
+    master.pillar["saltcluster"]["network"]["join_marker"] = str(moved)
+    assert "no " + str(moved) in refused(join(master, "node3"), "saltcluster-orch-join-refused")
+    moved.write_text("x\n")
+    assert sorted(acting(join(master, "node3"))) == sorted(JOIN_STEPS)
+    defaults = salt.utils.yaml.safe_load((REPO / "salt/cluster/parameters/defaults.yaml").read_text())
+    master.pillar = {}
+    default = defaults["saltcluster"]["network"]["join_marker"]
     high = join(master, "node3")
-    assert acting(high) == {} and "bootstrap" in refused(high, "saltcluster-orch-join-refused")
+    if os.path.exists(default):  # a bootstrapped master runs these tests
+        assert sorted(acting(high)) == sorted(JOIN_STEPS)
+    else:
+        assert "no " + default in refused(high, "saltcluster-orch-join-refused")
+
+
+# -- a reconnect: the start event without grains (every minion's, after a
+# salt-master restart).  Whether it is a new member is the mine's to say.
+
+
+def test_reconnect_of_a_member_does_nothing_and_asks_it_nothing(master):
+    """node1's mine entry is there: a member coming back to a restarted
+    master.  No join record needed (the base hosts were set up by a
+    highstate, not a join), and no publish."""
+    high = join(master, "node1", "reconnect")
+    assert acting(high) == {}
+    assert "a reconnect of a member" in refused(high, "saltcluster-orch-join-refused")
+    assert master.published_to() == []
+    assert ("runner", "cache.mine", {"tgt": "node1", "tgt_type": "list"}) in master.calls
+
+
+def test_reconnect_of_a_minion_not_in_the_mine_joins_it(master):
+    """Accepted, not in the mine: a new member (its first start went by
+    while the master was away, or the mine forgot it)."""
+    master.alive.append("node3")
+    master.mine.pop("node3")
+    assert sorted(acting(join(master, "node3", "reconnect"))) == sorted(JOIN_STEPS)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [None, "node3", {"host": "node1", "addrs": ["10.5.5.9"]}, {"saltcluster_host": None}],
+    ids=["none", "not-a-mapping", "names-another-host", "other-entry-only"],
+)
+def test_reconnect_with_no_member_entry_of_its_own_joins_it(master, entry):
+    """An entry members() would not take for this minion's is no membership."""
+    master.alive.append("node3")
+    if isinstance(entry, dict) and "saltcluster_host" in entry:
+        master.mine["node3"] = entry
+    else:
+        master.mine["node3"] = {"saltcluster_host": entry}
+    assert sorted(acting(join(master, "node3", "reconnect"))) == sorted(JOIN_STEPS)
+
+
+def test_reconnect_finishes_a_join_a_master_restart_cut_short(master):
+    """node3 was published (join step mine-update) when the master stopped:
+    its lock outlived that master.  Its reconnect takes the lock over and
+    finishes the join."""
+    master.alive.append("node3")
+    master.lock("node3", mtime=500)
+    states = acting(join(master, "node3", "reconnect"))
+    assert sorted(states) == sorted(["saltcluster-orch-join-file-absent-stale-lock", *JOIN_STEPS])
+
+
+def test_real_start_of_a_member_in_the_mine_is_still_checked_by_its_identity(master):
+    """A start with grains (a reboot, maybe a fresh disk): the mine does not
+    stop it; the join record does, if this salt-minion was joined."""
+    assert sorted(acting(join(master, "node1", "start"))) == sorted(JOIN_STEPS)
+    master.record("node1")
+    assert "already joined" in refused(join(master, "node1", "start"), "saltcluster-orch-join-refused")
+
+
+@pytest.mark.parametrize("event", ["", "whatever", "Reconnect"])
+def test_unknown_join_event_is_a_start(master, event):
+    """Anything but `reconnect` gets every check of a real start."""
+    master.record("node1")
+    high = join(master, "node1", event)
+    assert "already joined" in refused(high, "saltcluster-orch-join-refused")
 
 
 def test_join_of_a_minion_that_does_not_answer_does_nothing(master):

@@ -15,31 +15,30 @@ import salt.utils.yaml
 from tests.conftest import REPO
 
 ACCEPTED = "/etc/salt/pki/master/minions/"
-MARKER = "/etc/salt/saltcluster.bootstrapped"
 
 
-HOSTS = """127.0.0.1 localhost
-10.5.5.100 node3-old-alias
-# BEGIN saltcluster members (managed by Salt, do not edit)
-10.5.5.10 master
-10.5.5.9 node1
-# END saltcluster members
-10.5.5.101 node4
-"""
-
-
-def render(name, data, files=(), hosts=HOSTS, tag=None, opts=None):
+def render(name, data, files=(), tag=None, opts=None):
+    """``name`` rendered for an event; the master's files it may look at are
+    ``files`` (paths that exist), and it may read none of them."""
     if tag is None:
         tag = f"salt/minion/{data.get('id', '')}/start" if name == "join.sls" else "salt/presence/change"
-    salt_funcs = {
-        "file.file_exists": lambda path: path in files or (path == "/etc/hosts" and hosts is not None),
-        "file.read": lambda path: {"/etc/hosts": hosts}[path],
-    }
+    looked = []
+
+    def file_exists(path):
+        looked.append(path)
+        return path in files
+
+    def no_read(path):
+        raise AssertionError(f"the reactor read {path}: the orchestration decides from the master's own view")
+
+    salt_funcs = {"file.file_exists": file_exists, "file.read": no_read}
     opts = dict(salt.config.DEFAULT_MASTER_OPTS.copy(), **(opts or {}))
     text = salt.utils.templates.render_jinja_tmpl(
         (REPO / "salt/reactor" / name).read_text(),
         {"data": data, "tag": tag, "salt": salt_funcs, "opts": opts, "saltenv": "base", "sls": "reactor"},
     )
+    # the master's key store is all a reactor looks at
+    assert all(path.startswith(opts["pki_dir"] + "/minions/") for path in looked), looked
     return salt.utils.yaml.safe_load(text) or {}
 
 
@@ -49,46 +48,32 @@ def join_pillar(high):
     return args[0]["mods"], args[1]["pillar"]
 
 
-def test_accepted_minion_start_orchestrates_its_join():
-    high = render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER})
-    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
+@pytest.mark.parametrize("minion", ["node3", "node1"])
+def test_reconnect_of_an_accepted_minion_goes_to_the_orchestration(minion):
+    """A start event without grains: a reconnect (every minion's after a
+    salt-master restart), or a join cut short by one.  Whether the minion
+    is a new member is orch.join's to decide, from the mine
+    (tests/unit/test_orch.py: a reconnect of a member does nothing)."""
+    high = render("join.sls", {"id": minion}, files={ACCEPTED + minion})
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": minion, "saltcluster_join_event": "reconnect"})
 
 
-@pytest.mark.parametrize("minion", ["node3", "node4"])  # node4: listed, but outside the members block
-def test_reconnect_of_a_non_member_orchestrates_its_join(minion):
-    """A join cut short by a salt-master restart: the minion's reconnect
-    (a start event without grains) finishes it."""
-    high = render("join.sls", {"id": minion}, files={ACCEPTED + minion, MARKER})
-    assert join_pillar(high) == ("orch.join", {"saltcluster_join": minion})
-
-
-def test_reconnect_of_a_member_does_nothing():
-    """Every minion fires start again when a restarted salt-master comes
-    back: members are not joined all over again."""
-    assert render("join.sls", {"id": "node1"}, files={ACCEPTED + "node1", MARKER}) == {}
-
-
-def test_real_start_of_a_member_orchestrates_its_join():
+def test_real_start_goes_to_the_orchestration_as_a_start():
     """A member that really restarted (start_event_grains sends its roles)
-    may come back with a fresh disk: it gets its highstate again."""
+    may come back with a fresh disk: orch.join checks its identity."""
     data = {"id": "node1", "grains": {"roles": ["compute"]}}
-    high = render("join.sls", data, files={ACCEPTED + "node1", MARKER})
-    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node1"})
-
-
-def test_start_without_a_hosts_file_orchestrates_the_join():
-    high = render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER}, hosts=None)
-    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
+    high = render("join.sls", data, files={ACCEPTED + "node1"})
+    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node1", "saltcluster_join_event": "start"})
 
 
 @pytest.mark.parametrize(
     "minion, files",
     [
-        ("node3", {MARKER}),  # no accepted key: a forged start event
-        ("node3", {ACCEPTED + "node3"}),  # the cluster is still bootstrapping
-        ("node3 or *", {ACCEPTED + "node3 or *", MARKER}),  # a target expression, not a name
-        ("../../etc/x", {MARKER}),
-        ("", {MARKER}),
+        ("node3", set()),  # no accepted key: a forged start event
+        ("node3 or *", {ACCEPTED + "node3 or *"}),  # a target expression, not a name
+        ("node3\n", {ACCEPTED + "node3\n"}),  # a trailing newline: no plain name either
+        ("../../etc/x", set()),
+        ("", set()),
     ],
 )
 def test_start_events_that_do_nothing(minion, files):
@@ -99,15 +84,15 @@ def test_start_event_of_another_minion_does_nothing():
     """event.send fired by node2 with the tag of node1's start: Salt puts the
     real sender's id in the data, and the two must agree."""
     data = {"id": "node2", "cmd": "_minion_event", "tag": "salt/minion/node1/start", "data": {}}
-    files = {ACCEPTED + "node1", ACCEPTED + "node2", MARKER}
+    files = {ACCEPTED + "node1", ACCEPTED + "node2"}
     assert render("join.sls", data, files=files, tag="salt/minion/node1/start") == {}
 
 
-def test_pki_dir_and_marker_come_from_the_master_config():
-    opts = {"pki_dir": "/srv/pki", "saltcluster_join_marker": "/srv/marker"}
-    assert render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3", MARKER}, opts=opts) == {}
-    high = render("join.sls", {"id": "node3"}, files={"/srv/pki/minions/node3", "/srv/marker"}, opts=opts)
-    assert join_pillar(high) == ("orch.join", {"saltcluster_join": "node3"})
+def test_pki_dir_comes_from_the_master_config():
+    opts = {"pki_dir": "/srv/pki"}
+    assert render("join.sls", {"id": "node3"}, files={ACCEPTED + "node3"}, opts=opts) == {}
+    high = render("join.sls", {"id": "node3"}, files={"/srv/pki/minions/node3"}, opts=opts)
+    assert join_pillar(high)[1]["saltcluster_join"] == "node3"
 
 
 def leave_pillar(high):
@@ -153,6 +138,7 @@ def test_leave_events_sent_by_a_minion_do_nothing(tag, data):
         {"new": ["node3"], "lost": []},
         {"new": [], "lost": ["bad name; rm"]},
         {"new": [], "lost": "node1"},  # not a list
+        {"new": [], "lost": ["node1\n"]},  # a trailing newline: not a plain name
     ],
 )
 def test_key_and_presence_events_that_do_nothing(data):

@@ -1,23 +1,26 @@
 ---
-{#- The gateway's nginx: an upstream of the compute members' web servers.
-    `nginx -t` checks the new file before it replaces the live one, and an
-    empty backend list stops rendering: the running config stays. #}
+{#- The gateway's load balancer: an upstream of the compute members' web
+    servers, in the site file lb:site_file (nginx:site_dir).  It goes live
+    only if nginx accepts it together with the live nginx.conf and the other
+    sites, and an empty backend list stops rendering: the running config
+    stays.  (A host that is compute node and gateway too needs web:port
+    apart from lb:listen_port: cluster.validate stops rendering otherwise.) #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
+{%- from tplroot ~ "/nginx/map.jinja" import nginx with context %}
 
 include:
-  - {{ tplroot }}.lb.package
+  - {{ tplroot }}.nginx.config
 
-cluster-lb-config-file-managed-nginx-conf:
+cluster-lb-config-file-managed-site:
   file.managed:
-    - name: {{ sc.lb.config_file }}
+    - name: {{ nginx.sites.lb.path }}
     - source: {{ sc.lb.template }}
     - template: jinja
     - mode: '0644'
-    - check_cmd: nginx -t -q -c
+    - check_cmd: {{ nginx.sites.lb.check }}
     - context:
         lb: {{ sc.lb | json }}
-        worker_processes: {{ sc.lb.worker_processes }}
         backends: {{ salt['cluster.upstream']() | json }}
     - require:
-      - pkg: cluster-lb-package-pkg-installed
+      - file: cluster-nginx-config-file-managed-nginx-conf

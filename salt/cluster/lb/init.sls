@@ -1,5 +1,5 @@
 ---
+{#- The gateway's load balancer, served by the host's nginx (cluster.nginx). #}
 include:
-  - .package
+  - cluster.nginx
   - .config
-  - .service

@@ -1,14 +1,16 @@
 ---
-{#- Hydra's hostfile: the compute members with their slots.  Written as the
-    MPI user (user_file, not file.managed): the home is the user's, so a link
-    the user puts at this name is replaced, never followed as root. #}
+{#- Hydra's hostfile: the compute members with their slots, in the one
+    format cluster.hostfile writes and cluster.parse_hostfile reads back
+    (mpi.run).  Written as the MPI user (user_file, not file.managed): the
+    home is the user's, so a link the user puts at this name is replaced,
+    never followed as root. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 
 include:
   - {{ tplroot }}.users
 
-{#- the ID predates user_file; membership and tests know it by this name #}
+{#- named as its file.managed form would be: the tests look the hostfile up by this ID #}
 cluster-mpi-hostfile-file-managed:
   user_file.managed:
     - name: {{ sc.mpi.hostfile }}

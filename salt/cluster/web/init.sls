@@ -1,5 +1,5 @@
 ---
+{#- A compute node's web site, served by the host's nginx (cluster.nginx). #}
 include:
-  - .package
+  - cluster.nginx
   - .config
-  - .service

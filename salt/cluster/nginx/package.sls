@@ -2,6 +2,6 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as sc with context %}
 
-cluster-web-package-pkg-installed:
+cluster-nginx-package-pkg-installed:
   pkg.installed:
-    - pkgs: {{ sc.web.packages | json }}
+    - pkgs: {{ sc.nginx.packages | json }}

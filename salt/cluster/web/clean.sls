@@ -1,0 +1,11 @@
+---
+{#- A host without the compute role keeps no web site file: one left from a
+    role it no longer holds would go on serving.  When this host still runs
+    nginx for another role, cluster.nginx.service reloads it after the
+    removal (its watch covers every file state in nginx's directory). #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/nginx/map.jinja" import nginx with context %}
+
+cluster-web-clean-file-absent-site:
+  file.absent:
+    - name: {{ nginx.sites.web.path }}

@@ -1,0 +1,151 @@
+"""The pillar each kind of host compiles from pillar/: the lab's hosts get the
+lab's tuning (pillar/lab.sls), an operator's hosts get the product's pillar
+alone, and the single-host profile gets loopback.  Profiles are chosen by the
+configuration that compiles the pillar, never by grains (a minion sets its
+own)."""
+
+import pytest
+import salt.pillar
+import salt.utils.yaml
+
+from tests.conftest import REPO
+
+MINE = {"mine_functions": {"saltcluster_host": {"mine_function": "cluster.host_info"}}, "mine_interval": 5}
+
+# What an operator's host gets: pillar/saltcluster.sls and pillar/mine.sls.
+PRODUCT = {
+    "network": {"cidr": "10.5.5.0/24", "master_host": "master"},
+    "user": {"name": "jobhandler", "uid": 100, "gid": 1100},
+    "lb": {"method": "round_robin"},
+}
+
+# The MPI user on a host where nfs-common made rpcbind's _rpc the holder
+# of uid 100 (the lab's image, and the single-host profile's host): moved
+# with rpcbind stopped.
+RELOCATING_USER = {
+    **PRODUCT["user"],
+    "relocate_uid_holder": True,
+    "relocate_restart_services": ["rpcbind.socket", "rpcbind.service"],
+}
+
+# What every lab host compiles: one vCPU guests (two slots per node), the
+# guests' NIC vec0, and the image's uid-100 holder moved.
+LAB = {
+    **MINE,
+    "saltcluster": {
+        "network": PRODUCT["network"],
+        "user": RELOCATING_USER,
+        "mpi": {"slots": 2, "ucx_net_device": "vec0"},
+        "lb": PRODUCT["lb"],
+    },
+}
+
+# `salt-call --local` from the repository root (etc/salt/minion).
+LOCAL = {
+    **MINE,
+    "saltcluster": {
+        "network": {"cidr": "127.0.0.0/8", "master_host": "localhost"},
+        "user": RELOCATING_USER,
+        "mpi": {"slots": 2, "ucx_net_device": None},
+        # every role on one host: the page has a port of its own
+        "web": {"port": 8080},
+        "lb": {"method": "round_robin", "backend_port": 8080},
+    },
+}
+
+LAB_TUNING = {("user", "relocate_uid_holder"), ("user", "relocate_restart_services"), ("mpi", "slots"),
+              ("mpi", "ucx_net_device")}  # fmt: skip
+
+
+def _topology():
+    return salt.utils.yaml.safe_load(next(REPO.glob("lab/**/topology.yaml")).read_text())
+
+
+def _lab_minions():
+    """The lab's minions (hosts with roles; the outside client has none),
+    and a host `saltlab join` adds, with the join token among its grains."""
+    hosts = {name: {"roles": spec["roles"]} for name, spec in _topology()["hosts"].items() if spec["roles"]}
+    hosts["node3"] = {"roles": ["compute"], "saltcluster_token": "not-checked-by-pillar"}
+    return hosts
+
+
+def _master_conf():
+    return salt.utils.yaml.safe_load((REPO / "etc/master.d/saltcluster.conf").read_text())
+
+
+def _compile(opts, minion_id, grains):
+    grains = dict(grains, id=minion_id)
+    return salt.pillar.get_pillar(opts, grains, minion_id, saltenv="base").compile_pillar()
+
+
+def _master_opts(salt_factories, name, **overrides):
+    factory = salt_factories.salt_master_daemon(
+        name,
+        overrides={
+            **_master_conf(),
+            "file_roots": {"base": [str(REPO / "salt")]},
+            "pillar_roots": {"base": [str(REPO / "pillar")]},
+            "enable_fqdns_grains": False,
+            **overrides,
+        },
+    )
+    return factory.config.copy()
+
+
+@pytest.fixture(scope="module")
+def lab_master_opts(salt_factories):
+    """The lab's master: the product's master.d config, the repository's
+    pillar, and the lab's flag."""
+    return _master_opts(salt_factories, "pillar-lab-master", saltcluster_lab=True)
+
+
+@pytest.fixture(scope="module")
+def site_master_opts(salt_factories):
+    """An operator's master: the product's master.d config and pillar/."""
+    return _master_opts(salt_factories, "pillar-site-master")
+
+
+@pytest.mark.parametrize("minion_id", sorted(_lab_minions()))
+def test_lab_host_gets_the_lab_tuning(lab_master_opts, minion_id):
+    pillar = _compile(lab_master_opts, minion_id, _lab_minions()[minion_id])
+    assert pillar["saltcluster"]["mpi"]["slots"] == 2
+    assert pillar["saltcluster"]["mpi"]["ucx_net_device"] == "vec0"
+    assert pillar["saltcluster"]["user"]["relocate_uid_holder"] is True
+    assert pillar["saltcluster"]["user"]["relocate_restart_services"] == ["rpcbind.socket", "rpcbind.service"]
+    assert pillar == LAB
+
+
+def test_lab_master_config_sets_the_flag():
+    """The lab's master config (written by the lab's code under lab/) must
+    carry the flag pillar/top.sls chooses the lab's tuning by."""
+    sources = [p for p in REPO.glob("lab/**/*") if p.is_file() and p.suffix in ("", ".py", ".yaml", ".conf")]
+    assert any("saltcluster_lab" in p.read_text(errors="replace") for p in sources), (
+        "no file under lab/ sets saltcluster_lab: the lab's master would compile no lab tuning"
+    )
+
+
+@pytest.mark.parametrize(
+    "grains",
+    [
+        {"roles": ["compute"]},
+        # grains are the minion's own: naming a profile in them changes nothing
+        {"roles": ["compute"], "saltcluster_lab": True, "saltcluster_local": True},
+    ],
+    ids=["plain", "grains-claim-profiles"],
+)
+@pytest.mark.parametrize("minion_id", ["master", "node1", "gateway", "node3"])
+def test_operator_host_gets_no_lab_tuning(site_master_opts, minion_id, grains):
+    pillar = _compile(site_master_opts, minion_id, grains)
+    assert pillar == {**MINE, "saltcluster": PRODUCT}
+    for section, key in LAB_TUNING:
+        assert key not in pillar["saltcluster"].get(section, {})
+
+
+def test_single_host_profile(salt_factories, tmp_path):
+    """`salt-call --local` from the repository root: etc/salt/minion's
+    settings, with the paths made absolute."""
+    conf = salt.utils.yaml.safe_load((REPO / "etc/salt/minion").read_text())
+    conf.update(file_roots={"base": [str(REPO / "salt")]}, pillar_roots={"base": [str(REPO / "pillar")]})
+    del conf["root_dir"]
+    opts = salt_factories.salt_minion_daemon("pillar-local", overrides=conf).config.copy()
+    assert _compile(opts, "pillar-local", conf["grains"]) == LOCAL

@@ -4,15 +4,16 @@ saltcluster topology: settings, validation and membership.
 One pillar key (``saltcluster``) merged over the formula's
 ``parameters/defaults.yaml`` is the only configuration; membership (which
 hosts exist, their roles, addresses, cpu count and ssh host keys) comes from
-the Salt mine entry ``saltcluster_host`` that every minion publishes with
-:py:func:`host_info`.  Every SLS and the ``mpi`` module read both through this
-module, so no host list is written twice.
+the Salt mine entries every minion publishes with core Salt functions
+(``pillar/mine.sls``: ``saltcluster_grains``, ``saltcluster_addrs``,
+``saltcluster_host_keys``), so a minion is published from its first start,
+before any module of this tree reaches it.  Every SLS and the ``mpi`` module
+read both through this module, so no host list is written twice.
 """
 
 import base64
 import binascii
 import copy
-import glob
 import hashlib
 import ipaddress
 import json
@@ -24,6 +25,8 @@ import socket
 
 import salt.utils.dictupdate
 import salt.utils.files
+import salt.utils.functools
+import salt.utils.mine
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 
@@ -32,7 +35,21 @@ log = logging.getLogger(__name__)
 __virtualname__ = "cluster"
 
 DEFAULTS_URL = "salt://cluster/parameters/defaults.yaml"
-MINE_ENTRY = "saltcluster_host"
+# The mine entries a member publishes (pillar/mine.sls), each the return of
+# one core Salt function, so every minion has them from its first start:
+GRAINS_ENTRY = "saltcluster_grains"  # grains.item id roles num_cpus (default=[])
+ADDRS_ENTRY = "saltcluster_addrs"  # network.ip_addrs include_loopback=True
+HOST_KEYS_ENTRY = "saltcluster_host_keys"  # ssh.host_keys keydir=/etc/ssh private=False certs=False
+MEMBER_ENTRIES = (GRAINS_ENTRY, ADDRS_ENTRY, HOST_KEYS_ENTRY)
+# A host's claim about its own health (cluster_health.publish, mine.send):
+# {"state": joining|serving|drained, "since", ...}.  Only the host can write
+# it (the mine stores data under the id whose key signed it): a host can
+# drain only itself.  A compute member serves (is in the hostfile and the
+# upstream) when its claim says serving, or when none serves.
+HEALTH_ENTRY = "saltcluster_health"
+HEALTH_STATES = ("joining", "serving", "drained")
+# everything membership reads from the mine, in one mine.get
+MINE_ENTRIES = (*MEMBER_ENTRIES, HEALTH_ENTRY)
 ROLES = ("master", "compute", "gateway")
 LB_METHODS = ("round_robin", "least_conn", "ip_hash", "random")
 # Where MPICH comes from: Debian's packages, or PyPI's `mpich` wheel in a venv
@@ -297,7 +314,7 @@ def _pip_requirement(key, value, cfg):
         _bad(key, value, "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path")
 
 
-SECTIONS = ("network", "user", "nfs", "ssh", "mpi", "nginx", "web", "lb")
+SECTIONS = ("network", "user", "nfs", "ssh", "mpi", "nginx", "web", "lb", "health")
 _PORT = _integer(1, 65535)
 _SECONDS_A_WEEK = _integer(1, 7 * 86400)
 
@@ -387,6 +404,10 @@ RULES = (
     ("lb:zone_size", _matches_text(SIZE_RE, "must be an nginx size like 64k")),
     ("lb:forwarded_for", _boolean),
     ("lb:weights", _lb_weights),
+    # consecutive health checks (cluster_health.publish) before a compute
+    # node is drained, and before it serves again
+    ("health:fail_after", _integer(1, 1000)),
+    ("health:pass_after", _integer(1, 1000)),
 )
 
 
@@ -612,14 +633,19 @@ def settings(overrides=None, cached=False):
     return copy.deepcopy(cfg)
 
 
-# -- membership: the mine entry every host publishes, and what members() takes of it
+# -- membership: the mine entries every host publishes, and what members() takes of them
 #
-# A member's mine entry is written by that member alone: root on one node can
-# publish anything under its own minion id (`salt-call mine.send ...`), and
-# only the minion's key, which the master accepted, vouches for that id.  So
-# a member's name is its minion id, every published field is checked, and an
-# entry that fails a check is dropped alone (logged with the id and the bad
-# value): one bad entry never stops another host's render.
+# A member's mine entries are written by that member alone: root on one node
+# can publish anything under its own minion id (`salt-call mine.send ...`),
+# and only the minion's key, which the master accepted, vouches for that id.
+# So a member's name is its minion id, every published field is checked, and
+# a host whose entries fail a check is dropped alone (logged with the id and
+# the bad value): one bad entry never stops another host's render.
+#
+# The entries are the raw returns of core functions (pillar/mine.sls), so a
+# minion publishes them from its first start, before this module is synced
+# to it.  _assemble() turns them into the one record the checks read
+# (host, roles, num_cpus, addrs, host_keys), as host_info() shows it.
 
 MAX_CPUS = 4096  # as mpi:slots
 MAX_ADDRS = 1024
@@ -638,6 +664,11 @@ RESERVED_NAMES = {
 # the markers around the members block cluster.hosts keeps (salt/cluster/hosts/init.sls)
 HOSTS_BLOCK_BEGIN = "# BEGIN saltcluster members"
 HOSTS_BLOCK_END = "# END saltcluster members"
+
+
+# ssh.host_keys names a key by its file: ssh_host_<type>_key.pub is <type>.pub
+# (a certificate's is <type>-cert.pub, a private key's plain <type>)
+PUBLIC_KEY_FILE_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}(?<!-cert)\.pub")
 
 
 class _Refused(Exception):
@@ -693,13 +724,77 @@ def _ip(value):
     return addr if str(addr) == value else None
 
 
+def _assemble(minion_id, entries):
+    """
+    What ``minion_id``'s mine ``entries`` (``{entry: data}``, as the
+    master's mine cache holds them) say of it, as one record for the checks
+    of :py:func:`_validated`: ``host`` (its ``id`` grain), ``roles``,
+    ``num_cpus``, ``addrs``, and ``host_keys`` (``<type> <base64>`` of each
+    ``.pub`` file ssh.host_keys read, in file name order, the comment left
+    out).  Raises _Refused when an entry is missing or is not what its core
+    function returns.  A value that is not a name of a public key file is
+    never shown: it may be a private key (ssh.host_keys without
+    private=False).
+    """
+    if not isinstance(entries, dict):
+        raise _Refused(f"entry {_show(entries)} is not a mapping")
+    missing = [name for name in MEMBER_ENTRIES if name not in entries]
+    if missing:
+        raise _Refused(f"it publishes no {', '.join(missing)} (see pillar/mine.sls), so it is no member")
+    grains = entries[GRAINS_ENTRY]
+    if not isinstance(grains, dict):
+        raise _Refused(f"{GRAINS_ENTRY} {_show(grains)} is not a mapping")
+    info = {"roles": grains.get("roles"), "num_cpus": grains.get("num_cpus"), "addrs": entries[ADDRS_ENTRY]}
+    if "id" in grains:
+        info["host"] = grains["id"]
+    files = entries[HOST_KEYS_ENTRY]
+    if not isinstance(files, dict):
+        raise _Refused(f"{HOST_KEYS_ENTRY} {_show(files)} is not a mapping of .pub files to keys")
+    keys = []
+    for name in sorted(files, key=str):
+        if not isinstance(name, str) or not PUBLIC_KEY_FILE_RE.fullmatch(name):
+            raise _Refused(
+                f"{HOST_KEYS_ENTRY} holds {_show(name, 80)}, which is no public host key file "
+                "(ssh.host_keys must run with private=False certs=False)"
+            )
+        text = files[name]
+        # `<type> <base64> <comment>` as the .pub file holds it; the comment
+        # goes, anything else is the checks' to judge
+        keys.append(" ".join(text.split(" ", 2)[:2]) if isinstance(text, str) else text)
+    info["host_keys"] = keys
+    return info
+
+
+def _own_entries():
+    """This host's membership entries, made now by the calls mine.update
+    makes: the ``mine_functions`` of this host's configuration (pillar
+    ``pillar/mine.sls``)."""
+    configured = __salt__["config.merge"]("mine_functions", {}) or {}
+    entries = {}
+    for name in MEMBER_ENTRIES:
+        if name not in configured:
+            raise CommandExecutionError(
+                f"saltcluster: mine_functions has no {name}: this host's pillar lacks pillar/mine.sls"
+            )
+        fun, args, kwargs, _ = salt.utils.mine.parse_function_definition(copy.deepcopy(configured[name]))
+        fun = fun or name
+        if fun not in __salt__:
+            raise CommandExecutionError(f"saltcluster: {name} needs {fun}, which this host does not have")
+        entries[name] = salt.utils.functools.call_function(__salt__[fun], *args, **kwargs)
+    return entries
+
+
 def host_info():
     """
-    What this host publishes to the mine (entry ``saltcluster_host``): its
-    cluster name (the minion id: name minions as the hosts are to be called,
-    e.g. ``node1``), roles, IPv4 addresses, cpu count and ssh host public keys.
-    Only what :py:func:`members` accepts: roles outside master, compute and
-    gateway, and .pub files that hold no host key, are left out (logged).
+    What this host publishes to the mine for membership, as the other hosts
+    read it: its cluster name (the minion id: name minions as the hosts are
+    to be called, e.g. ``node1``), roles, addresses, cpu count and ssh host
+    public keys.  Made by the same core functions the mine runs
+    (``mine_functions`` in ``pillar/mine.sls``: ``grains.item``,
+    ``network.ip_addrs``, ``ssh.host_keys``), now.  What the other hosts
+    would refuse (a role outside master, compute and gateway, a .pub file
+    that holds no host key of a known type, ...) is logged as a warning
+    naming the value: such a host is no member anywhere.
 
     CLI Example:
 
@@ -707,30 +802,16 @@ def host_info():
 
         salt '*' cluster.host_info
     """
-    keys = []
-    for path in sorted(glob.glob("/etc/ssh/ssh_host_*_key.pub")):
-        with salt.utils.files.fopen(path) as fh:
-            key = " ".join(fh.read().split()[:2])
-        problem = _host_key_error(key)
-        if problem:
-            log.warning("saltcluster: not publishing %s: %s", path, problem)
-            continue
-        keys.append(key)
-    roles = __grains__.get("roles") or []
-    if isinstance(roles, str):
-        roles = [roles]
-    if not isinstance(roles, list):
-        roles = [roles]
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
-        log.warning("saltcluster: grain roles %s: publishing only %s", _show(unknown), ", ".join(ROLES))
-    return {
-        "host": __opts__["id"],
-        "roles": sorted({r for r in roles if r in ROLES}),
-        "addrs": __salt__["network.ip_addrs"](include_loopback=True),
-        "num_cpus": __grains__.get("num_cpus", 1),
-        "host_keys": keys,
-    }
+    minion_id = __opts__["id"]
+    try:
+        info = _assemble(minion_id, _own_entries())
+    except _Refused as exc:
+        raise CommandExecutionError(f"saltcluster: this host publishes no usable membership: {exc}") from exc
+    try:
+        _validated(minion_id, info)
+    except _Refused as exc:
+        log.warning("saltcluster: the other members refuse what this host publishes: %s", exc)
+    return info
 
 
 def _pick_addr(addrs, net):
@@ -744,14 +825,18 @@ def _pick_addr(addrs, net):
     return None
 
 
-def _member(minion_id, info, net):
-    """The member minion ``minion_id``'s mine entry ``info`` describes, or
-    None when it has no address in ``net``.  Raises _Refused naming the
-    first bad value."""
+def _check_id(minion_id):
+    """Raises _Refused if ``minion_id`` is no plain distinct host name."""
     if not isinstance(minion_id, str) or not HOSTNAME_RE.fullmatch(minion_id):
         raise _Refused(f"minion id {_show(minion_id)} is not a host name")
     if minion_id.lower() in RESERVED_NAMES or _reads_as_address(minion_id):
         raise _Refused(f"minion id {minion_id!r} names the machine itself or reads as an address")
+
+
+def _validated(minion_id, info):
+    """``info`` (as :py:func:`_assemble` makes it) checked field by field:
+    ``(roles, num_cpus, host_keys, addrs)``.  Raises _Refused naming the
+    first bad value."""
     if not isinstance(info, dict):
         raise _Refused(f"entry {_show(info)} is not a mapping")
     host = info.get("host", minion_id)
@@ -776,6 +861,30 @@ def _member(minion_id, info, net):
     for addr in addrs:
         if _ip(addr) is None:
             raise _Refused(f"address {_show(addr)} is not an IP address")
+    return roles, cpus, keys, addrs
+
+
+def _claimed_health(minion_id, entries):
+    """The state ``minion_id`` claims for its own health in its
+    saltcluster_health entry (joining, serving, drained), or None when it
+    claims none.  A claim that names none of those counts as none
+    (logged): that host does not serve."""
+    claim = entries.get(HEALTH_ENTRY)
+    if claim is None:
+        return None
+    state = claim.get("state") if isinstance(claim, dict) else None
+    if not isinstance(state, str) or state not in HEALTH_STATES:
+        log.warning("saltcluster: %s claims health %s: taken for no claim", _show(minion_id), _show(claim))
+        return None
+    return state
+
+
+def _member(minion_id, entries, net):
+    """The member minion ``minion_id``'s mine ``entries`` describe, or None
+    when it has no address in ``net``.  Raises _Refused naming the first bad
+    value."""
+    _check_id(minion_id)
+    roles, cpus, keys, addrs = _validated(minion_id, _assemble(minion_id, entries))
     addr = _pick_addr(addrs, net)
     if addr is None:
         return None
@@ -786,6 +895,7 @@ def _member(minion_id, info, net):
         "roles": sorted(set(roles)),
         "num_cpus": cpus,
         "host_keys": list(keys),
+        "health": _claimed_health(minion_id, entries),
     }
 
 
@@ -831,8 +941,8 @@ def _own_addrs(mine):
     """This host's addresses: as its own mine entry (its own publication)
     lists them, or from its interfaces when the mine has no entry of it."""
     own = mine.get(__opts__["id"])
-    if isinstance(own, dict) and isinstance(own.get("addrs"), list):
-        return {a for a in own["addrs"] if _ip(a) is not None}
+    if isinstance(own, dict) and isinstance(own.get(ADDRS_ENTRY), list):
+        return {a for a in own[ADDRS_ENTRY] if _ip(a) is not None}
     return set(__salt__["network.ip_addrs"](include_loopback=True))
 
 
@@ -892,23 +1002,37 @@ def _settle_claims(candidates, net, cfg, mine):
             if loser is not keeper:
                 refused.setdefault(loser["id"], f"{what} {value} is claimed by {others}; {verdict} ({why})")
     for minion_id, reason in sorted(refused.items()):
-        log.warning("saltcluster: refusing the %s entry of %r: %s", MINE_ENTRY, minion_id, reason)
+        log.warning("saltcluster: refusing the mine entries of %r: %s", minion_id, reason)
     return [m for m in candidates if m["id"] not in refused]
 
 
+def _by_minion(found):
+    """``mine.get``'s answer for several entries (``{entry: {minion:
+    data}}``) as the mine cache holds it: ``{minion: {entry: data}}``."""
+    mine = {}
+    for entry, per_minion in (found or {}).items() if isinstance(found, dict) else ():
+        if entry in MINE_ENTRIES and isinstance(per_minion, dict):
+            for minion_id, data in per_minion.items():
+                mine.setdefault(minion_id, {})[entry] = data
+    return mine
+
+
 def _read_mine():
-    mine = __salt__["mine.get"]("*", MINE_ENTRY)
-    if not mine and __opts__.get("file_client") == "local":
+    """Every host's saltcluster entries, ``{minion: {entry: data}}``, in one
+    mine.get."""
+    mine = _by_minion(__salt__["mine.get"]("*", list(MINE_ENTRIES)))
+    published = any(entry in entries for entries in mine.values() for entry in MEMBER_ENTRIES)
+    if not published and __opts__.get("file_client") == "local":
         # masterless: a cluster of this one host
-        return {__opts__["id"]: host_info()}
-    if not mine:
+        return {__opts__["id"]: _own_entries()}
+    if not published:
         # every member publishes itself, this host included: no data at
         # all means the master could not be asked, not an empty cluster.
         # Failing the render keeps hosts, known_hosts, hostfile and
         # upstream as they are instead of emptying them.
         raise CommandExecutionError(
-            f"saltcluster: the mine returned no {MINE_ENTRY} data at all (master unreachable, or "
-            "mine.update never ran); keeping the running membership files"
+            f"saltcluster: the mine returned no membership data at all ({', '.join(MEMBER_ENTRIES)}: "
+            "master unreachable, or no minion published yet); keeping the running membership files"
         )
     return mine
 
@@ -917,11 +1041,11 @@ def _members(cfg, role=None, mine=None):
     net = ipaddress.ip_network(cfg["network"]["cidr"], strict=False)
     mine = _read_mine() if mine is None else (mine or {})
     candidates = []
-    for minion_id, info in sorted(mine.items(), key=lambda item: str(item[0])):
+    for minion_id, entries in sorted(mine.items(), key=lambda item: str(item[0])):
         try:
-            member = _member(minion_id, info, net)
+            member = _member(minion_id, entries, net)
         except _Refused as exc:
-            log.warning("saltcluster: refusing the %s entry of %s: %s", MINE_ENTRY, _show(minion_id), exc)
+            log.warning("saltcluster: refusing the mine entries of %s: %s", _show(minion_id), exc)
             continue
         if member is None:
             log.info("saltcluster: %s has no usable address in %s, not a member", minion_id, net)
@@ -938,13 +1062,23 @@ def members(role=None, mine=None, cidr=None):
     """
     Cluster members from the mine, sorted by name: a list of dicts with
     ``id``, ``name`` (the minion id), ``addr`` (the address inside
-    ``network:cidr``), ``roles``, ``num_cpus`` and ``host_keys``.  Hosts with
+    ``network:cidr``), ``roles``, ``num_cpus``, ``host_keys`` and
+    ``health`` (the state the host claims for itself: ``joining``,
+    ``serving``, ``drained``, or None; see :py:func:`serving`).  Hosts with
     no address in the cidr are not members.  ``role`` keeps only hosts
-    holding that role; ``cidr`` stands in for ``network:cidr``.
+    holding that role; ``cidr`` stands in for ``network:cidr``; ``mine``
+    stands in for the mine: ``{minion: {entry: data}}`` as ``salt-run
+    cache.mine`` shows it.
 
-    Each host's entry is checked before use, and one that fails is dropped
-    alone with a warning naming the minion id and the bad value: a published
-    ``host`` other than the minion id, roles that are not a list of master,
+    A member publishes three mine entries, each the return of a core
+    function (``pillar/mine.sls``): ``saltcluster_grains`` (``grains.item
+    id roles num_cpus``), ``saltcluster_addrs`` (``network.ip_addrs
+    include_loopback=True``) and ``saltcluster_host_keys``
+    (``ssh.host_keys keydir=/etc/ssh private=False certs=False``); a host
+    missing one is no member.  Each host's entries are checked before use,
+    and a host whose entries fail is dropped alone with a warning naming
+    the minion id and the bad value: an ``id`` grain other than the minion
+    id, roles that are not a list of master,
     compute and gateway, a ``num_cpus`` that is not an integer from 1 to
     4096, an address that is not an IP address, a host key that is not
     ``<type> <base64>`` of a known type.  A member claiming another's name
@@ -961,6 +1095,58 @@ def members(role=None, mine=None, cidr=None):
     if cidr is not None:
         cfg["network"]["cidr"] = cidr
     return _members(cfg, role=role, mine=mine)
+
+
+def _serving(found, role):
+    """``(members, why)``: the members of ``found`` (those of ``role``) that
+    serve, i.e. whose own health claim says serving; ``why`` is "".  If
+    none does, every one of them, and ``why`` says so (logged as a warning
+    when one is drained): an empty hostfile or upstream serves nothing,
+    while a drained node may still answer.  Until a member has claimed
+    anything (a fresh cluster before its first checks), all serve."""
+    serving = [m for m in found if m["health"] == "serving"]
+    if serving or not found:
+        for member in found:
+            if member["health"] != "serving":
+                health = member["health"] or "not claimed"
+                log.info("saltcluster: %s does not serve (health %s)", member["name"], health)
+        return serving, ""
+    if not any(m["health"] for m in found):
+        return found, ""
+    states = ", ".join(f"{m['name']} {m['health'] or 'not claimed'}" for m in found)
+    why = f"no {role} member serves ({states}): keeping all of them rather than none"
+    if any(m["health"] == "drained" for m in found):
+        log.warning("saltcluster: %s", why)
+    return found, why
+
+
+def serving(role="compute", mine=None):
+    """
+    The members of ``role`` that serve, as the hostfile and the upstream
+    list them: ``{"serving": [names], "not_serving": {name: health},
+    "kept": bool, "why": str}``.  A member serves when its own health claim
+    (``cluster_health.publish``, mine entry ``saltcluster_health``) says
+    ``serving``; ``joining`` (not admitted yet), ``drained`` (failed
+    ``health:fail_after`` checks in a row) and no claim do not.  Draining
+    never empties them: when none serves, all are listed (``kept``), and
+    ``why`` says so.  /etc/hosts, ssh_known_hosts and the NFS export list
+    every member, serving or not, so a drained node can come back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master cluster.serving
+    """
+    found = members(role=role, mine=mine)
+    listed, why = _serving(found, role)
+    names = {m["name"] for m in listed}
+    return {
+        "serving": [m["name"] for m in found if m["health"] == "serving"],
+        "not_serving": {m["name"]: m["health"] for m in found if m["health"] != "serving"},
+        "kept": bool(why) and bool(names),
+        "why": why,
+    }
 
 
 def _natural(name):
@@ -1046,8 +1232,10 @@ def parse_hostfile(text):
 
 def hostfile(mine=None):
     """
-    The Hydra hostfile text: one ``name:slots`` line per compute member; slots
-    come from ``mpi:slots`` if set, else the node's ``num_cpus`` grain.
+    The Hydra hostfile text: one ``name:slots`` line per compute member that
+    serves (:py:func:`serving`: a drained node is left out, unless none
+    serves); slots come from ``mpi:slots`` if set, else the node's
+    ``num_cpus`` grain.
 
     CLI Example:
 
@@ -1056,14 +1244,17 @@ def hostfile(mine=None):
         salt master cluster.hostfile
     """
     cfg = settings()
-    return "\n".join(hostfile_lines(_members(cfg, "compute", mine=mine), cfg["mpi"]["slots"]))
+    listed, _ = _serving(_members(cfg, "compute", mine=mine), "compute")
+    return "\n".join(hostfile_lines(listed, cfg["mpi"]["slots"]))
 
 
 def upstream(mine=None):
     """
     The load balancer's backends: a list of ``{name, addr, port, weight}``
-    for the compute members.  Raises if there are none, so the gateway never
-    goes live with an empty upstream: nginx keeps its last good config.
+    for the compute members that serve (:py:func:`serving`: a drained node
+    is left out, unless none serves).  Raises if there are none, so the
+    gateway never goes live with an empty upstream: nginx keeps its last
+    good config.
 
     CLI Example:
 
@@ -1080,7 +1271,7 @@ def upstream(mine=None):
             "port": lb["backend_port"],
             "weight": lb["weights"].get(m["name"], 1),
         }
-        for m in _members(cfg, "compute", mine=mine)
+        for m in _serving(_members(cfg, "compute", mine=mine), "compute")[0]
     ]
     if not backends:
         raise CommandExecutionError(
@@ -1109,7 +1300,8 @@ def uid_holder(uid, name=None):
 
 def mine_snapshot():
     """
-    The raw mine entry for all hosts, as JSON text (for debugging membership).
+    saltcluster's raw mine entries of every host, ``{minion: {entry:
+    data}}``, as JSON text (for debugging membership).
 
     CLI Example:
 
@@ -1117,4 +1309,4 @@ def mine_snapshot():
 
         salt master cluster.mine_snapshot
     """
-    return json.dumps(__salt__["mine.get"]("*", MINE_ENTRY), sort_keys=True, indent=1)
+    return json.dumps(_by_minion(__salt__["mine.get"]("*", list(MINE_ENTRIES))), sort_keys=True, indent=1)

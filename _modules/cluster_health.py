@@ -21,12 +21,23 @@ home in this process (a hung server would hang the minion's job): the mount
 is judged from ``/proc/self/mountinfo`` and the home only by a child that
 has the MPI user's ids.  A failed check never raises.
 
+:py:func:`publish` runs :py:func:`check` on a schedule (pillar/health.sls)
+and decides, with hysteresis, whether this host serves: a compute node that
+fails ``health:fail_after`` checks in a row is drained (the hostfile and the
+upstream leave it out), and serves again after ``health:pass_after`` passed
+ones.  It publishes that claim in the mine (``saltcluster_health``; a host
+can claim only its own) and fires ``saltcluster/health/<id>/changed`` when
+its state flips, for the membership orchestration (salt/orch/health.sls).
+
 :py:func:`hostfile_slots` (master) and :py:func:`upstream` (gateway) read
 what the membership files hold, for ``salt-run cluster.status``.
 """
 
 import base64
+import contextlib
+import fcntl
 import hashlib
+import json
 import logging
 import os
 import pwd
@@ -55,6 +66,13 @@ PROBE_PREFIX = ".saltcluster-health."
 MAX_READ = 1 << 20  # bytes read of a hostfile or an nginx config
 REASON_MAX = 300  # characters of one reason line
 DIGITS_RE = re.compile(r"[0-9]{1,18}")
+
+# -- health-gated membership (publish) --
+HEALTH_ENTRY = "saltcluster_health"  # the mine entry (cluster.HEALTH_ENTRY)
+HEALTH_FILE = ("saltcluster", "health.json")  # under the minion's cachedir: the counts between runs
+HEALTH_EVENT = "saltcluster/health/{}/changed"
+JOINING, SERVING, DRAINED = "joining", "serving", "drained"
+HEALTH_STATES = (JOINING, SERVING, DRAINED)
 
 
 def __virtual__():
@@ -561,3 +579,180 @@ def upstream():
             )
         inside += code.count("{") - code.count("}")
     return ret
+
+
+# -- health-gated membership -----------------------------------------------------
+#
+# What a host claims about itself: ``joining`` (never served: a fresh host,
+# admitted by its first pass at the end of its join, or after pass_after
+# passes), ``serving``, ``drained`` (failed fail_after checks in a row;
+# serves again after pass_after passes in a row).  Only a compute node's
+# own checks decide (draining takes it out of the hostfile and the upstream,
+# which list compute nodes only); a host without the compute role serves as
+# long as its settings can be read.
+
+
+def _gating(result):
+    """The checks of ``result`` (a :py:func:`check` return) that decide
+    whether this host serves: a compute node's checks, and ``settings``
+    (the checks could not run) on any host."""
+    compute = "compute" in result["roles"]
+    return {
+        name: c
+        for name, c in result["checks"].items()
+        if name == "settings" or (compute and name in ROLE_CHECKS["compute"])
+    }
+
+
+def _step(record, ok, fail_after, pass_after, admit=False, now=None):
+    """The health record after one check that passed (``ok``) or not.
+
+    ``record``: ``{"state", "passes", "fails", "since"}`` (``since``: when
+    the state last changed).  Counts are consecutive: a pass clears the
+    failures, a failure the passes.  ``serving`` -> ``drained`` at
+    ``fail_after`` failures; ``drained`` -> ``serving`` at ``pass_after``
+    passes; ``joining`` -> ``serving`` at ``pass_after`` passes, or at the
+    first with ``admit`` (the join orchestration's gate, right after the
+    host's highstate).  Nothing else moves the state, so a host whose checks
+    alternate never flips."""
+    state = record["state"]
+    passes, fails = (record["passes"] + 1, 0) if ok else (0, record["fails"] + 1)
+    if state == SERVING and fails >= fail_after:
+        state = DRAINED
+    elif state in (DRAINED, JOINING) and ok and (passes >= pass_after or (admit and state == JOINING)):
+        state = SERVING
+    since = record["since"] if state == record["state"] else (now if now is not None else time.time())
+    return {"state": state, "passes": passes, "fails": fails, "since": since}
+
+
+def _health_path():
+    return os.path.join(__opts__["cachedir"], *HEALTH_FILE)
+
+
+def _fresh_record():
+    return {"state": JOINING, "passes": 0, "fails": 0, "since": None, "failed": {}}
+
+
+def _load_record(path):
+    """The record the last run left, or a fresh one (never published, or a
+    file that is not one)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return _fresh_record()
+    if (
+        not isinstance(record, dict)
+        or record.get("state") not in HEALTH_STATES
+        or not all(isinstance(record.get(k), int) and record[k] >= 0 for k in ("passes", "fails"))
+    ):
+        log.warning("cluster_health: %s is no health record: starting afresh", path)
+        return _fresh_record()
+    record.setdefault("since", None)
+    record["failed"] = record.get("failed") if isinstance(record.get("failed"), dict) else {}
+    return record
+
+
+def _save_record(path, record):
+    """Atomically: a fresh file renamed over the name (a run that dies
+    half-way leaves the last whole record)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(record, fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """The record to itself: the schedule and the join's gate may run
+    publish at once."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path + ".lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def claim():
+    """
+    What this host claims about its health, as its last
+    :py:func:`publish` decided (read-only; what ``publish`` sends to the
+    mine entry ``saltcluster_health``): ``{"state": "joining" | "serving" |
+    "drained", "since": <epoch of the last change, or None>, "passes",
+    "fails": <checks in a row>, "failed": {check: reason}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 cluster_health.claim
+    """
+    record = _load_record(_health_path())
+    return {key: record[key] for key in ("state", "since", "passes", "fails", "failed")}
+
+
+def publish(admit=False):
+    """
+    Check this host (:py:func:`check`), decide whether it serves, and say so:
+    the claim goes to the mine (``saltcluster_health``), and a compute node
+    whose state flips fires ``saltcluster/health/<id>/changed`` (the master's
+    reactor then re-applies membership on the master and the gateway:
+    salt/orch/health.sls).  Runs every ``schedule:saltcluster-health:seconds``
+    (pillar/health.sls); the counts live in this minion's cachedir
+    (``saltcluster/health.json``) between runs.
+
+    A compute node is drained after ``health:fail_after`` failed checks in a
+    row and serves again after ``health:pass_after`` passed ones (its compute
+    checks decide; a host without the compute role serves while its
+    settings can be read).  A fresh host is ``joining`` until it passes
+    ``pass_after`` checks in a row, or one with ``admit``.
+
+    admit
+        admit a joining host on its first passed check, without an event:
+        what orch.join runs on a node after its highstate, before it tells
+        the other hosts (which then list the node in the hostfile and the
+        upstream)
+
+    Returns the claim (see :py:func:`claim`) with ``previous`` (the state
+    before), ``changed``, ``healthy`` and ``checks`` (what :py:func:`check`
+    found); the job's retcode is 1 when the host does not serve.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 cluster_health.publish
+    """
+    result = check()
+    gating = _gating(result)
+    ok = all(c["ok"] for c in gating.values())
+    try:
+        limits = __salt__["cluster.settings"](cached=True)["health"]
+        fail_after, pass_after = limits["fail_after"], limits["pass_after"]
+    except Exception as exc:  # pylint: disable=broad-except
+        # the settings check above failed too: nothing to count against
+        raise CommandExecutionError(f"cluster_health.publish: cannot read health:fail_after/pass_after: {exc}")
+    path = _health_path()
+    with _locked(path):
+        before = _load_record(path)
+        after = _step(before, ok, fail_after, pass_after, admit=bool(admit))
+        after["failed"] = {name: c["reason"] for name, c in gating.items() if not c["ok"]}
+        _save_record(path, after)
+    __salt__["mine.send"](HEALTH_ENTRY, mine_function="cluster_health.claim")
+    changed = after["state"] != before["state"]
+    if changed:
+        log.warning("cluster_health: %s -> %s (%s)", before["state"], after["state"],
+                    "; ".join(f"{n}: {r}" for n, r in after["failed"].items()) or "checks pass")  # fmt: skip
+        if "compute" in result["roles"] and not admit:
+            __salt__["event.send"](
+                HEALTH_EVENT.format(__opts__["id"]), {"state": after["state"], "previous": before["state"]}
+            )
+    if after["state"] != SERVING:
+        __context__["retcode"] = 1
+    return {
+        **{key: after[key] for key in ("state", "since", "passes", "fails", "failed")},
+        "previous": before["state"],
+        "changed": changed,
+        "healthy": result["healthy"],
+        "checks": result["checks"],
+    }

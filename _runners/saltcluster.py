@@ -26,8 +26,9 @@ __virtualname__ = "cluster"
 
 TIMEOUT = 10  # seconds a round of minion calls waits for answers
 GATHER_JOB_TIMEOUT = 5  # seconds the find_job check of a slow minion waits
-RECORDS_DIR = "saltcluster"  # <cachedir>/saltcluster/<what>/<id>: joined/, joining/ (salt/orch/join.sls)
-COLUMNS = ("HOST", "ROLES", "ADDRESS", "MINION", "HEALTH", "HOSTFILE", "UPSTREAM", "LAST CHANGE")
+# <cachedir>/saltcluster/<what>/<id>: joined/, joining/ (salt/orch/join.sls), health/ (salt/orch/health.sls)
+RECORDS_DIR = "saltcluster"
+COLUMNS = ("HOST", "ROLES", "ADDRESS", "MINION", "HEALTH", "SERVES", "HOSTFILE", "UPSTREAM", "LAST CHANGE")
 
 
 def __virtual__():
@@ -169,6 +170,10 @@ def _rows(accepted, checks, members, hostfiles, upstreams, changes):
                 "answering": host in checks,
                 "healthy": healthy,
                 "failed": failed,
+                # what the host claims for itself in the mine, as the master's
+                # cluster.members read it: joining, serving, drained (None:
+                # no claim, or no member)
+                "serves": members.get(host, {}).get("health"),
                 "hostfile": {m: table.get(host) for m, table in sorted(slots.items())},
                 "upstream": {g: table.get(host) for g, table in sorted(weights.items())},
                 "last_change": {"what": what, "at": _stamp(mtime)} if what else None,
@@ -196,7 +201,7 @@ def _cell_places(places, zero="0"):
     return " ".join(f"{src}:{show(v)}" for src, v in places.items())
 
 
-def _cells(row):
+def _cells(row, members_known=True):
     if not row["answering"]:
         minion, health = ("down" if row["accepted"] else "no key"), "?"
     elif row["healthy"] is None:
@@ -204,12 +209,16 @@ def _cells(row):
     else:
         minion, health = "up", "ok" if row["healthy"] else "FAIL " + ",".join(row["failed"])
     change = row["last_change"]
+    serves = {"serving": "yes", "drained": "DRAINED", "joining": "joining"}.get(row["serves"], "-")
+    if not members_known:  # no master answered for membership
+        serves = "?"
     return (
         row["host"],
         ",".join(row["roles"]) or "-",
         row["address"] or "-",
         minion,
         health,
+        serves,
         _cell_places(row["hostfile"]),
         _cell_places(row["upstream"], zero="down"),
         f"{change['what']} {change['at']}" if change else "-",
@@ -233,7 +242,8 @@ def _file_line(kind, answers):
 def _table(rows, hostfiles, upstreams):
     """The rows as aligned text, then each failed check's reason and where
     the hostfile and the upstream live."""
-    lines = [COLUMNS, *(_cells(r) for r in rows)]
+    known = any(r["address"] for r in rows)  # membership came from a master
+    lines = [COLUMNS, *(_cells(r, known) for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     reasons = [f"  {r['host']} {name}: {why}" for r in rows for name, why in r["failed"].items()]
@@ -249,13 +259,18 @@ def status(timeout=TIMEOUT, table=None):
     from the master's ``cluster.members``), ``accepted`` (its key),
     ``answering`` (it answered ``cluster_health.check`` within ``timeout``
     seconds), ``healthy`` (None when it did not answer or gave no check
-    result), ``failed`` (``{check: reason}``), ``hostfile`` (``{master:
+    result), ``failed`` (``{check: reason}``), ``serves`` (the state the
+    host claims in the mine, as ``cluster_health.publish`` decided it with
+    hysteresis: ``serving``, ``drained`` (out of the hostfile and the
+    upstream), ``joining`` (not admitted yet), or None: no claim; the
+    table's SERVES column), ``hostfile`` (``{master:
     slots}``: None when not listed; ``{}`` when no master answered),
     ``upstream`` (``{gateway: weight}``, 0 for a server marked down),
     ``last_change`` (``{what, at}``: the host's newest membership record in
     the master's ``<cachedir>/saltcluster/`` (``joined``: its last completed
-    join; ``joining``: a join under way), UTC; None for a host set up by
-    the bootstrap highstate and never joined since).
+    join; ``joining``: a join under way; ``health``: the last membership
+    run that followed its health), UTC; None for a host set up by the
+    bootstrap highstate and never joined or drained since).
 
     table
         None (default): the table when ``salt-run cluster.status`` is called

@@ -136,7 +136,7 @@ def main():
         recorded = figures.load()
         ups_ssh.append(recorded["boot_to_ssh_s"])
         ups_salt.append(recorded["boot_to_minions_s"])
-        secs, changed, failed = ops.highstate()
+        secs, changed, failed = ops.highstate(everyone=True)  # the operator's `salt '*' state.apply`
         if failed:
             raise SystemExit("first highstate failed:\n" + "\n".join(failed))
         firsts.append(secs)
@@ -145,7 +145,7 @@ def main():
                   target=f"<= 30 s: {verdict(statistics.median(ups_ssh) <= 30)}")  # fmt: skip
         table.add("lab up from the built image: every minion answering Salt", ups_salt,
                   target=f"<= 30 s: {verdict(statistics.median(ups_salt) <= 30)}")  # fmt: skip
-        table.add("whole-lab first highstate (sync, mine.update, state.apply; fresh lab)", firsts)
+        table.add("whole-lab first highstate (one state.apply; fresh lab)", firsts)
     else:  # the figures the last fresh `saltlab up` / first highstate recorded
         ops.up()
         ops.highstate()

@@ -26,7 +26,7 @@ import salt.config  # noqa: E402
 from labkit.figures import Table, verdict  # noqa: E402
 from saltfactories.utils.functional import Loaders  # noqa: E402
 
-from tests.support.mine import synthetic  # noqa: E402
+from tests.support.mine import published, synthetic  # noqa: E402
 
 SIZES = (10, 100, 1000)
 RUNS = 5
@@ -36,7 +36,7 @@ MEMBERSHIP_SLS = "cluster.membership"
 
 def loaders_for(tmp, n):
     mine = synthetic(n)
-    (tmp / f"mine-{n}.json").write_text(json.dumps({m: {"saltcluster_host": e} for m, e in mine.items()}))
+    (tmp / f"mine-{n}.json").write_text(json.dumps(published(mine)))
     pillar = tmp / "pillar"
     pillar.mkdir(exist_ok=True)
     (pillar / "top.sls").write_text("base:\n  '*':\n    - saltcluster\n    - bench\n")

@@ -11,6 +11,7 @@ base:
   '*':
     - saltcluster
     - mine
+    - health
 {%- if opts.get('saltcluster_lab') %}
     - lab
 {%- endif %}

@@ -29,6 +29,8 @@ base:
   'G@roles:compute':
     - match: compound
     - cluster.web
+    # last: the node's own health checks admit it to the hostfile and the upstream
+    - cluster.health
   'G@roles:gateway':
     - match: compound
     - cluster.lb

@@ -142,7 +142,7 @@ POWEROFF_TIMEOUT = 15  # a host taking `systemctl poweroff`
 STOP_TIMEOUT = 60  # leave/kill: poweroff until the UML kernel has exited
 DOWN_TIMEOUT = 30  # down: the same, for every host at once
 KEY_DELETE_TIMEOUT = 300  # salt-key -d on a master busy with orchestrations
-SYNC_TIMEOUT = 300  # saltutil.sync_all, mine.update on every host
+SYNC_TIMEOUT = 300  # salt-run saltutil.sync_runners on the master
 HIGHSTATE_TIMEOUT = 1800  # state.apply on every host
 MPI_TIMEOUT = 60  # mpi.run's own timeout= for the demo's and the tests' jobs
 CURL_TIMEOUT = 5  # one request to the load balancer (curl --max-time)

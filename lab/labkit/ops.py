@@ -237,20 +237,27 @@ def leave(names, hard=False):
     return 0
 
 
-def highstate(timeout=config.HIGHSTATE_TIMEOUT):
-    """Sync modules, publish membership, then apply every running host's
-    highstate.  Returns (seconds, number of states that changed, failures)."""
+def highstate(timeout=config.HIGHSTATE_TIMEOUT, everyone=False):
+    """Apply every running host's highstate, as an operator does: nothing
+    before it but the master's own runners (`salt-run cluster.status`).
+    The minions published their membership at start (core functions,
+    pillar/mine.sls), and the highstate syncs this tree's modules itself.
+    everyone=True: the operator's very command, `salt '*' state.apply`
+    (every accepted minion, no queue); otherwise the running hosts only (a
+    crashed node's key stays accepted), queued behind whatever the join
+    reactor is configuring.  Returns (seconds, number of states that
+    changed, failures)."""
     t0 = time.monotonic()
-    # the running hosts: a crashed node's key stays accepted (it may come back)
-    target = ["-L", ",".join(n for n in hosts.minions() if hosts.running(n))]
-    remote.salt_json([*target, "saltutil.sync_all"], timeout=config.SYNC_TIMEOUT)
-    # the master's own: the cluster runner (salt-run cluster.status)
     remote.salt_run(["saltutil.sync_runners"], timeout=config.SYNC_TIMEOUT)
-    remote.salt_json([*target, "mine.update"], timeout=config.SYNC_TIMEOUT)
-    # queue: the join reactor may be configuring a node that just started
-    data = remote.salt_json([*target, "state.apply", "queue=True"], timeout=timeout, check=False)
+    running = [n for n in hosts.minions() if hosts.running(n)]
+    if everyone:
+        command = ["*", "state.apply"]
+    else:
+        command = ["-L", ",".join(running), "state.apply", "queue=True"]
+    data = remote.salt_json(command, timeout=timeout, check=False)
     elapsed = time.monotonic() - t0
-    changed, failed = 0, []
+    # a running host that sent nothing back at all is a failure too
+    changed, failed = 0, [f"{name}: no return" for name in running if name not in data]
     for minion, states in data.items():
         if not isinstance(states, dict):
             failed.append(f"{minion}: {states}")

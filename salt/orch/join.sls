@@ -19,9 +19,11 @@
     5. a reconnect (saltcluster_join_event `reconnect`: the start event
        carried no grains, as when a salt-master restart brings every minion
        back at once) of a member is nothing to do.  Membership is the mine:
-       the minion is a member when the master's copy of the mine holds its
-       saltcluster_host entry (cluster.host_info, pillar/mine.sls) under its
-       own id, the record cluster.members reads on every host.  A minion
+       the minion is a member when the master's copy of the mine holds, under
+       its own id, every entry a member publishes (pillar/mine.sls:
+       saltcluster_grains with its own id, saltcluster_addrs,
+       saltcluster_host_keys), the record cluster.members reads on every
+       host.  A minion
        whose join a master restart cut short (check 4 found its stale lock)
        is not taken for one: its reconnect finishes the join.  Nothing is
        asked of the minion for this;
@@ -41,8 +43,8 @@
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})\Z' %}
 {%- set answer_timeout = 15 %}
-{#- the mine entry every member publishes (cluster.MINE_ENTRY) #}
-{%- set mine_entry = 'saltcluster_host' %}
+{#- the mine entries every member publishes (cluster.MEMBER_ENTRIES) #}
+{%- set member_entries = ['saltcluster_grains', 'saltcluster_addrs', 'saltcluster_host_keys'] %}
 {%- set node = salt['pillar.get']('saltcluster_join', '') %}
 {%- set node = node if node is string else '' %}
 {%- set reconnect = salt['pillar.get']('saltcluster_join_event', 'start') == 'reconnect' %}
@@ -71,10 +73,12 @@
 {%-   endif %}
 {%-   if not ns.why and reconnect and not ns.stale_lock %}
 {%-     set mine = salt['saltutil.runner']('cache.mine', tgt=node, tgt_type='list') %}
-{%-     set entry = mine.get(node) if mine is mapping else none %}
-{%-     set entry = entry.get(mine_entry) if entry is mapping else none %}
-{%-     if entry is mapping and entry.get('host', node) == node %}
-{%-       set ns.why = 'a reconnect of a member (its ' ~ mine_entry ~ ' entry is in the mine): nothing to do' %}
+{%-     set entries = mine.get(node) if mine is mapping else none %}
+{%-     set entries = entries if entries is mapping else {} %}
+{%-     set grains = entries.get(member_entries[0]) %}
+{%-     if member_entries | reject('in', entries) | list == []
+          and grains is mapping and grains.get('id', node) == node %}
+{%-       set ns.why = 'a reconnect of a member (its ' ~ member_entries | join(', ') ~ ' are in the mine): nothing to do' %}
 {%-     endif %}
 {%-   endif %}
 {%-   if not ns.why %}
@@ -129,25 +133,15 @@ saltcluster-orch-join-lock:
     - require:
       - file: saltcluster-orch-join-file-directory-state
 
-# only what mine.update needs (cluster.host_info): the highstate below syncs
-# everything else itself (autoload_dynamic_modules), and sync_all costs a
-# fileserver round trip per kind of module
-saltcluster-orch-join-saltutil-sync-modules:
-  salt.function:
-    - name: saltutil.sync_modules
-    - tgt: {{ node | json }}
-    - kwarg:
-        refresh: true
-    - require:
-      - cmd: saltcluster-orch-join-lock
-
 # the start-up mine run is not ordered with the start event: publish now
+# (core functions only, pillar/mine.sls: nothing to sync first; the
+# highstate below syncs this tree's modules itself, autoload_dynamic_modules)
 saltcluster-orch-join-mine-update:
   salt.function:
     - name: mine.update
     - tgt: {{ node | json }}
     - require:
-      - salt: saltcluster-orch-join-saltutil-sync-modules
+      - cmd: saltcluster-orch-join-lock
 
 # the export lists the compute members' addresses: add this node's before
 # its highstate mounts the shared home
@@ -168,6 +162,28 @@ saltcluster-orch-join-node-highstate:
     - require:
       - salt: saltcluster-orch-join-nfs-export
 
+# the node's own health, after its highstate: it enters the hostfile and
+# the upstream only if its checks pass now (cluster_health.publish admits
+# it: its claim in the mine says serving from here on, and the renders
+# below list it); retcode 1 when it does not serve
+saltcluster-orch-join-node-health:
+  salt.function:
+    - name: cluster_health.publish
+    - tgt: {{ node | json }}
+    - kwarg:
+        admit: true
+    - require:
+      - salt: saltcluster-orch-join-node-highstate
+
+saltcluster-orch-join-node-health-failed:
+  test.fail_without_changes:
+    - comment: {{ ('not adding ' ~ node ~ ' to the hostfile and the upstream: its health checks failed after its '
+                   ~ 'highstate (the failed checks are in the return of saltcluster-orch-join-node-health; '
+                   ~ '`salt ' ~ node ~ ' cluster_health.check` shows them now). Its own health schedule '
+                   ~ 'brings it in once they pass.') | json }}
+    - onfail:
+      - salt: saltcluster-orch-join-node-health
+
 saltcluster-orch-join-membership:
   salt.state:
     - tgt: '* and not {{ node }}'
@@ -175,7 +191,7 @@ saltcluster-orch-join-membership:
     - sls: cluster.membership
     - queue: true
     - require:
-      - salt: saltcluster-orch-join-node-highstate
+      - salt: saltcluster-orch-join-node-health
 
 # this salt-minion is joined: its replayed or forged start events stop at
 # check 6 above
@@ -199,10 +215,10 @@ saltcluster-orch-join-unlock-after-failure:
     - require:
       - cmd: saltcluster-orch-join-lock
     - onfail:
-      - salt: saltcluster-orch-join-saltutil-sync-modules
       - salt: saltcluster-orch-join-mine-update
       - salt: saltcluster-orch-join-nfs-export
       - salt: saltcluster-orch-join-node-highstate
+      - salt: saltcluster-orch-join-node-health
       - salt: saltcluster-orch-join-membership
       - file: saltcluster-orch-join-record
 {%- endif %}

@@ -11,7 +11,7 @@ import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
 from tests.conftest import REPO
-from tests.support.mine import MINE
+from tests.support.mine import MINE, published
 
 DEFAULT_NGINX = salt.utils.yaml.safe_load((REPO / "salt/cluster/parameters/defaults.yaml").read_text())[
     "saltcluster"
@@ -65,7 +65,7 @@ def host_nginx_untouched():
 @pytest.fixture(scope="module")
 def fake_mine_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("mine") / "mine.json"
-    path.write_text(json.dumps({minion: {"saltcluster_host": entry} for minion, entry in MINE.items()}))
+    path.write_text(json.dumps(published(MINE)))
     return path
 
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.support.mine import MINE, _entry
+from tests.support.mine import MINE, _entry, published
 
 MINION_ID = "master"
 ROLES = ["master"]
@@ -25,7 +25,7 @@ def fake_mine_file(tmp_path_factory):
 @pytest.fixture
 def mine(fake_mine_file):
     def write(entries):
-        fake_mine_file.write_text(json.dumps({m: {"saltcluster_host": e} for m, e in entries.items()}))
+        fake_mine_file.write_text(json.dumps(published(entries)))
 
     write(MINE)
     yield write

@@ -10,7 +10,25 @@ import salt.utils.yaml
 
 from tests.conftest import REPO
 
-MINE = {"mine_functions": {"saltcluster_host": {"mine_function": "cluster.host_info"}}, "mine_interval": 5}
+# pillar/mine.sls: membership published by core functions only (and
+# pillar/health.sls, which every host gets too)
+MINE = {
+    "mine_functions": {
+        "saltcluster_grains": [{"mine_function": "grains.item"}, "id", "roles", "num_cpus", {"default": []}],
+        "saltcluster_addrs": [{"mine_function": "network.ip_addrs"}, {"include_loopback": True}],
+        "saltcluster_host_keys": [
+            {"mine_function": "ssh.host_keys"}, {"keydir": "/etc/ssh"}, {"private": False}, {"certs": False},
+        ],
+    },
+    "mine_interval": 5,
+    # pillar/health.sls: every host checks and publishes its health
+    "schedule": {
+        "saltcluster-health": {
+            "function": "cluster_health.publish", "seconds": 10, "maxrunning": 1, "jid_include": True,
+            "return_job": False,
+        },
+    },  # fmt: skip
+}
 
 # What an operator's host gets: pillar/saltcluster.sls and pillar/mine.sls.
 PRODUCT = {
@@ -149,3 +167,23 @@ def test_single_host_profile(salt_factories, tmp_path):
     del conf["root_dir"]
     opts = salt_factories.salt_minion_daemon("pillar-local", overrides=conf).config.copy()
     assert _compile(opts, "pillar-local", conf["grains"]) == LOCAL
+
+
+def test_membership_is_published_by_core_functions_only():
+    """A minion publishes its mine entries from its first start, before any
+    module of this tree is synced to it: each entry is Salt's own function,
+    found in Salt's own modules, and the host keys entry is asked for the
+    public keys alone (ssh.host_keys returns the private ones by default,
+    and the mine serves every entry to every minion)."""
+    import importlib
+
+    import salt.utils.mine
+
+    for name, definition in MINE["mine_functions"].items():
+        fun, args, kwargs, acl = salt.utils.mine.parse_function_definition(list(definition))
+        module, _, function = fun.partition(".")
+        assert hasattr(importlib.import_module(f"salt.modules.{module}"), function), (name, fun)
+        assert acl == {}, name
+    host_keys = list(MINE["mine_functions"]["saltcluster_host_keys"])
+    fun, args, kwargs, _ = salt.utils.mine.parse_function_definition(host_keys)
+    assert kwargs["private"] is False and kwargs["certs"] is False

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.functional.conftest import DEFAULT_NGINX, by_id, scratch_nginx, staging_dirs
-from tests.support.mine import MINE, host_key
+from tests.support.mine import MINE, host_key, published
 
 MINION_ID = "node1"  # with every role (conftest's default)
 
@@ -78,6 +78,11 @@ def test_show_highstate_all_roles(modules):
     assert "cluster.nfs.client" not in sls
     # it holds both web roles: neither site file is removed
     assert not {"cluster.web.clean", "cluster.lb.clean"} & sls
+    # a compute node's own health checks close its highstate (they admit it
+    # to the hostfile and the upstream)
+    gate = high["cluster-health-cluster-health-serving"]
+    assert gate["__sls__"] == "cluster.health" and "serving" in gate["cluster_health"]
+    assert {"order": "last"} in gate["cluster_health"]
 
 
 def test_one_state_owns_each_file_with_both_roles(modules, workdir):
@@ -313,7 +318,7 @@ def publish(fake_mine_file):
     original = fake_mine_file.read_text()
 
     def write(mine):
-        fake_mine_file.write_text(json.dumps({m: {"saltcluster_host": e} for m, e in mine.items()}))
+        fake_mine_file.write_text(json.dumps(published(mine)))
 
     yield write
     fake_mine_file.write_text(original)
@@ -368,3 +373,47 @@ def test_forged_entry_leaves_every_other_member_unchanged(modules, publish, forg
     assert "10.5.5.10 master" in expected["hosts"].splitlines()
     publish(dict(honest, **forged))
     assert membership_files(modules) == expected
+
+
+# -- health: the renders follow each compute node's own claim (saltcluster_health)
+
+
+def _claims(**states):
+    mine = published(MINE)
+    for name, state in states.items():
+        mine[name]["saltcluster_health"] = {"state": state, "since": 1795000000, "passes": 0, "fails": 3, "failed": {}}
+    return mine
+
+
+@pytest.fixture
+def publish_raw(fake_mine_file):
+    """Replace the mine (as published) the fake answers from; the seed comes back after."""
+    original = fake_mine_file.read_text()
+    yield lambda mine: fake_mine_file.write_text(json.dumps(mine))
+    fake_mine_file.write_text(original)
+
+
+def test_a_drained_node_leaves_the_hostfile_and_the_upstream_renders(modules, publish_raw):
+    publish_raw(_claims(node1="serving", node2="drained", node10="serving"))
+    files = membership_files(modules)
+    assert files["hostfile"].splitlines()[1:] == ["node1:2", "node10:4"]
+    assert [b["name"] for b in files["upstream"]] == ["node1", "node10"]
+    # still a member: it can come back
+    assert "10.5.5.18 node2" in files["hosts"].splitlines()
+    assert any(line.startswith("node2,10.5.5.18 ") for line in files["known_hosts"].splitlines())
+    high = modules.state.show_sls("cluster.nfs.server")
+    clients = next(a["clients"] for a in high["cluster-nfs-server-nfs-export-present"]["nfs_export"] if "clients" in a)
+    assert "10.5.5.18" in clients
+    assert not any(k.endswith("-all-kept") for k in modules.state.show_sls("cluster.membership"))
+
+
+def test_every_node_drained_keeps_them_all_and_the_state_says_why(modules, publish_raw):
+    publish_raw(_claims(node1="drained", node2="drained", node10="drained"))
+    files = membership_files(modules)
+    assert files["hostfile"].splitlines()[1:] == ["node1:2", "node2:2", "node10:4"]
+    assert [b["name"] for b in files["upstream"]] == ["node1", "node2", "node10"]
+    high = modules.state.show_sls("cluster.membership")
+    for sid, what in (("cluster-mpi-hostfile-test-show-notification-all-kept", "hostfile"),
+                      ("cluster-lb-config-test-show-notification-all-kept", "upstream")):  # fmt: skip
+        (args,) = [v for k, v in high[sid].items() if not k.startswith("__")]
+        assert _arg(args, "text").startswith(f"{what}: no compute member serves (node1 drained, node2 drained")

@@ -6,6 +6,7 @@ import pathlib
 import pwd
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -105,17 +106,41 @@ def salt_run_cli(salt_master):
     return salt_master.salt_run_cli(timeout=60)
 
 
+# what a member publishes (pillar/mine.sls), core functions only
+MEMBER_ENTRIES = ("saltcluster_grains", "saltcluster_addrs", "saltcluster_host_keys")
+MINE_WAIT = 60  # seconds from the minions' start until the master holds their entries
+
+
+def published_mine(salt_run_cli, minions, wait=MINE_WAIT):
+    """The master's mine cache of ``minions`` once every one of them holds
+    every membership entry: what each minion's start-up mine run sent,
+    with nothing synced to it and no mine.update.  Fails after ``wait``
+    seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        ret = salt_run_cli.run("cache.mine", tgt=",".join(minions), tgt_type="list")
+        data = ret.data if isinstance(ret.data, dict) else {}
+        missing = {m: sorted(set(MEMBER_ENTRIES) - set(data.get(m) or {})) for m in minions}
+        missing = {m: e for m, e in missing.items() if e}
+        if not missing:
+            return data
+        if time.monotonic() > deadline:
+            pytest.fail(f"the mine lacks {missing} {wait} s after the minions started")
+        time.sleep(1)
+
+
 @pytest.fixture(scope="package")
 def synced(minions, salt_cli, salt_run_cli):
-    """Modules synced from the master to every minion, the runners (served
-    from salt/_runners) into the master's extension modules, as on a real
-    master (salt-run saltutil.sync_runners), and every host's mine entry
-    published."""
+    """Every host's membership in the mine, published by the minions'
+    start-up mine run (no mine.update: pillar/mine.sls names core functions
+    only); then modules synced from the master to every minion (for the
+    tests that call them directly; a highstate syncs them itself), and the
+    runners (served from salt/_runners) into the master's extension
+    modules, as on a real master (salt-run saltutil.sync_runners)."""
+    published_mine(salt_run_cli, list(minions))
     ret = salt_cli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0, ret
     ret = salt_run_cli.run("saltutil.sync_runners")
-    assert ret.returncode == 0, ret
-    ret = salt_cli.run("mine.update", minion_tgt="*")
     assert ret.returncode == 0, ret
     return minions
 

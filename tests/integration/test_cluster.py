@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from tests.integration.conftest import HOSTS, published_mine
 from tests.integration.conftest import by_id as _states
 from tests.integration.conftest import ok as _ok
 
@@ -18,6 +19,26 @@ def test_roles_target_by_grain(synced, salt_cli):
     ret = salt_cli.run("-G", "test.ping", minion_tgt="roles:compute")
     assert ret.returncode == 0
     assert sorted(ret.data) == ["node1", "node2"]
+
+
+def test_membership_published_at_start_by_core_functions(synced, salt_run_cli, salt_cli):
+    """What each minion's start-up mine run sent (the `synced` fixture ran
+    no mine.update, and the mine held this before any module was synced):
+    pillar/mine.sls's core functions' returns, public host keys only; and
+    cluster.host_info shows it as the others assemble it."""
+    mine = published_mine(salt_run_cli, list(HOSTS))
+    for minion, roles in HOSTS.items():
+        grains = mine[minion]["saltcluster_grains"]
+        assert grains["id"] == minion and grains["roles"] == roles and isinstance(grains["num_cpus"], int), grains
+        assert "127.0.0.1" in mine[minion]["saltcluster_addrs"]
+        keys = mine[minion]["saltcluster_host_keys"]
+        assert all(name.endswith(".pub") and not name.endswith("-cert.pub") for name in keys), sorted(keys)
+        assert "PRIVATE KEY" not in str(keys)
+    ret = salt_cli.run("cluster.host_info", minion_tgt="node1")
+    _ok(ret)
+    assert ret.data["host"] == "node1" and ret.data["roles"] == ["compute"]
+    files = mine["node1"]["saltcluster_host_keys"]
+    assert ret.data["host_keys"] == [" ".join(files[name].split(" ", 2)[:2]) for name in sorted(files)]
 
 
 def test_membership_from_mine(synced, salt_cli):

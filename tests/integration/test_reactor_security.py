@@ -16,6 +16,7 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import REPO
+from tests.integration.conftest import published_mine
 
 MINIONS = ("secnode1", "secnode2")
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -99,13 +100,14 @@ def identity(cli, minion):
 
 
 @pytest.fixture(scope="module")
-def joined(sec_master, sec_minions, sec_cli, sec_root):
-    """Modules synced, mine published, both minions recorded as joined (what
-    a completed orch.join leaves on the master), then the join marker: from
-    here on the reactor acts on start events."""
-    for fun in ("saltutil.sync_all", "mine.update"):
-        ret = sec_cli.run(fun, minion_tgt="*")
-        assert ret.returncode == 0 and sorted(ret.data) == list(MINIONS), ret
+def joined(sec_master, sec_minions, sec_cli, sec_run, sec_root):
+    """Membership in the mine (the minions' start-up mine run), modules
+    synced, both minions recorded as joined (what a completed orch.join
+    leaves on the master), then the join marker: from here on the reactor
+    acts on start events."""
+    published_mine(sec_run, list(MINIONS))
+    ret = sec_cli.run("saltutil.sync_all", minion_tgt="*")
+    assert ret.returncode == 0 and sorted(ret.data) == list(MINIONS), ret
     records = sec_master_state_dir(sec_master) / "joined"
     records.mkdir(parents=True, exist_ok=True)
     for mid in MINIONS:
@@ -255,8 +257,9 @@ def test_restarted_member_gets_the_whole_join(sec_master, joined, sec_run, sec_c
     assert isinstance(high, dict), high
     assert set(high) == {
         "saltcluster-orch-join-file-directory-state", "saltcluster-orch-join-lock",
-        "saltcluster-orch-join-saltutil-sync-modules", "saltcluster-orch-join-mine-update",
+        "saltcluster-orch-join-mine-update",
         "saltcluster-orch-join-nfs-export", "saltcluster-orch-join-node-highstate",
+        "saltcluster-orch-join-node-health", "saltcluster-orch-join-node-health-failed",
         "saltcluster-orch-join-membership", "saltcluster-orch-join-record",
         "saltcluster-orch-join-unlock", "saltcluster-orch-join-unlock-after-failure",
     }  # fmt: skip

@@ -1,7 +1,10 @@
 """The booted lab (lab/labkit, the library behind lab/saltlab): real UML
 hosts with real sshd, nginx, mpiexec and kernel NFS.  The session brings the
-lab up (building kernel and image if needed), applies the highstate once, and
-leaves the lab running for the next run (`lab/saltlab down` stops it)."""
+lab up (building kernel and image if needed) and applies the highstate once
+(`converged`): on a lab it booted from fresh disks that is the operator's one
+`salt '*' state.apply`, which test_first_contact.py judges and which runs
+before every other lab test.  A lab that was already running is left running
+for the next run (`lab/saltlab down` stops it)."""
 
 import os
 import sys
@@ -17,31 +20,57 @@ from labkit import hosts, ops, remote  # noqa: E402
 from labkit.config import lb_url  # noqa: E402
 
 
+FIRST = "tests/lab/test_first_contact.py"
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "tests/lab/" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
+    """Mark the lab's tests, and put the first contact with a fresh lab
+    before every other lab test (the rest keep their file order)."""
+    lab_items = [item for item in items if "tests/lab/" in str(item.fspath)]
+    for item in lab_items:
+        item.add_marker(pytest.mark.lab)
+    first = [item for item in lab_items if str(item.fspath).endswith(FIRST)]
+    if first and lab_items[0] is not first[0]:
+        at = items.index(lab_items[0])
+        rest = [item for item in items if item not in first]
+        items[:] = rest[:at] + first + rest[at:]
 
 
 @pytest.fixture(scope="session")
 def lab():
     """The lab, booted for this session unless it already runs; a lab this
-    session booted is powered off at the end."""
+    session booted is powered off at the end.  Its value: True when this
+    session booted every host, each from a fresh disk (`ops.up` only
+    boots, it applies nothing)."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    was_up = all(hosts.running(name) for name in hosts.specs())
+    running = {name for name in hosts.specs() if hosts.running(name)}
+    was_up = running == set(hosts.specs())
     assert ops.up() == 0
-    yield
+    yield not running
     if not was_up and not os.environ.get("SALTLAB_KEEP"):
         ops.down()
 
 
 @pytest.fixture(scope="session")
-def highstated(lab):
-    secs, changed, failed = ops.highstate()
-    assert not failed, "\n".join(failed)
-    print(f"\nfirst highstate in this session: {changed} changes in {secs:.0f} s")
-    return secs
+def converged(lab):
+    """The session's one first apply, whichever test asks first: on a lab
+    this session booted fresh, the operator's `salt '*' state.apply` with
+    nothing synced or published before it; on a lab that was already up,
+    a highstate of its running hosts.  What it reports (the failures are
+    test_first_contact's to judge, or highstated's)."""
+    secs, changed, failed = ops.highstate(everyone=lab)
+    print(f"\nfirst highstate in this session ({'fresh lab' if lab else 'running lab'}): "
+          f"{changed} changes in {secs:.0f} s")  # fmt: skip
+    return {"fresh": lab, "secs": secs, "changed": changed, "failed": failed}
+
+
+@pytest.fixture(scope="session")
+def highstated(converged):
+    """A lab the session's first apply converged (with or without
+    test_first_contact selected)."""
+    assert not converged["failed"], "\n".join(converged["failed"])
+    return converged["secs"]
 
 
 def sh(node, command, timeout=120):

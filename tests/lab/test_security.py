@@ -92,17 +92,26 @@ def test_hydra_section_and_loader_variables_refused(lab, highstated):
     assert isinstance(ret, str) and ret.startswith("ERROR") and "LD_PRELOAD" in ret, ret
 
 
+# node2's forged membership: each of the mine entries a member publishes
+# (pillar/mine.sls), sent by hand with whatever root on node2 put in a grain
+FORGED_ENTRIES = {
+    "saltcluster_grains": {"id": "master", "roles": ["compute", "master"], "num_cpus": 1000000},
+    "saltcluster_addrs": [address("node2"), address("master")],
+    "saltcluster_host_keys": {"ed25519.pub": f"ssh-ed25519 AAAA\n{address('node2')} ssh-ed25519 AAAAforged"},
+}
+
+
 def test_forged_membership_from_a_member_changes_nothing(lab, highstated):
     """Root on node2 publishes another host's name, a second known_hosts line
     and a huge cpu count; a membership run on every host keeps the master's
     name and address on every other host, and no forged line lands there.
     (node2's own files are not checked: its root is the attacker.)"""
-    forged = {
-        "host": "master", "roles": ["compute", "master"], "addrs": [address("node2"), address("master")],
-        "num_cpus": 1000000, "host_keys": [f"ssh-ed25519 AAAA\n{address('node2')} ssh-ed25519 AAAAforged"],
-    }  # fmt: skip
-    rc, _, err = sh("node2", f"salt-call --local grains.setval saltcluster_forged '{json.dumps(forged)}' >/dev/null"
-                             " && salt-call mine.send saltcluster_host mine_function=grains.get saltcluster_forged")  # fmt: skip
+    forge = " && ".join(
+        f"salt-call --local grains.setval {entry}_forged '{json.dumps(data)}' >/dev/null"
+        f" && salt-call mine.send {entry} mine_function=grains.get {entry}_forged"
+        for entry, data in FORGED_ENTRIES.items()
+    )
+    rc, _, err = sh("node2", forge)
     assert rc == 0, err
     try:
         ret = remote.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
@@ -116,7 +125,8 @@ def test_forged_membership_from_a_member_changes_nothing(lab, highstated):
         rc, out, _ = sh("master", "cat /home/jobhandler/hosts")
         assert "1000000" not in out and "master:" not in out, out
     finally:
-        sh("node2", "salt-call --local grains.delkey saltcluster_forged >/dev/null; salt-call mine.update >/dev/null")
+        sh("node2", "; ".join(f"salt-call --local grains.delkey {entry}_forged >/dev/null" for entry in FORGED_ENTRIES)
+                    + "; salt-call mine.update >/dev/null")  # fmt: skip
         remote.salt_json(["-L", ",".join(BASE), "state.apply", "cluster.membership"], check=False)
     rc, out, _ = sh("master", "grep -c '^node2:' /home/jobhandler/hosts")
     assert out.strip() == "1", "node2 is a member again once it publishes the truth"

@@ -1,7 +1,14 @@
-"""Synthetic mine data (entry ``saltcluster_host``) for unit, functional and
-benchmark use: the seed topology plus a host outside the cluster cidr.  Host
-keys are in OpenSSH's public key format (base64 of a blob that starts with
-the key type), with key material derived from the host's name."""
+"""Synthetic mine data for unit, functional and benchmark use: the seed
+topology plus a host outside the cluster cidr.  Host keys are in OpenSSH's
+public key format (base64 of a blob that starts with the key type), with key
+material derived from the host's name.
+
+``MINE`` and ``mine_for`` give each host's record as ``cluster.host_info``
+shows it (host, roles, addrs, num_cpus, host_keys), which is what tests read
+and forge; ``published`` turns such records into what hosts really publish
+(pillar/mine.sls: three entries, each a core function's return), the form
+``cluster.members(mine=...)``, the functional tests' fake mine and the
+master's mine cache (``salt-run cache.mine``) hold."""
 
 import base64
 import copy
@@ -68,3 +75,46 @@ def synthetic(n_compute, cidr_prefix="10.5"):
         addr = f"{cidr_prefix}.{1 + i // 250}.{i % 250 + 2}"
         mine[f"node{i}"] = _entry(f"node{i}", {"addrs": [addr], "roles": ["compute"], "num_cpus": 2})
     return mine
+
+
+# pillar/mine.sls, and the core function each entry is the return of
+GRAINS, ADDRS, HOST_KEYS = "saltcluster_grains", "saltcluster_addrs", "saltcluster_host_keys"
+ENTRIES = (GRAINS, ADDRS, HOST_KEYS)
+
+
+def publish(info):
+    """One host's record (as ``MINE`` holds it) as its three mine entries:
+    ``grains.item id roles num_cpus``, ``network.ip_addrs`` and
+    ``ssh.host_keys`` (``{<name>.pub: key}``, named so that their order is
+    the record's).  A field the record lacks is left out of the grains, as
+    a grain the host lacks; anything that is not what the record should
+    hold goes on as it is, so forged records stay forged."""
+    if not isinstance(info, dict):
+        return {entry: copy.deepcopy(info) for entry in ENTRIES}
+    grains = {new: copy.deepcopy(info[old]) for old, new in (("host", "id"), ("roles", "roles"),
+                                                             ("num_cpus", "num_cpus")) if old in info}  # fmt: skip
+    keys = info.get("host_keys")
+    if isinstance(keys, list):
+        keys = {f"key{i:02d}.pub": key for i, key in enumerate(keys)}
+    return {GRAINS: grains, ADDRS: copy.deepcopy(info.get("addrs")), HOST_KEYS: copy.deepcopy(keys)}
+
+
+def published(mine):
+    """``{minion: record}`` as the master's mine cache holds it:
+    ``{minion: {entry: data}}``."""
+    return {name: publish(info) for name, info in mine.items()}
+
+
+def mine_get(cache, fun):
+    """What ``mine.get('*', fun)`` answers from a mine ``cache`` (as
+    ``published`` makes it): one entry's ``{minion: data}``, or for a list
+    (or a comma string) of entries ``{entry: {minion: data}}``."""
+    funs = fun.split(",") if isinstance(fun, str) else list(fun)
+    if isinstance(fun, str) and len(funs) == 1:
+        return {m: copy.deepcopy(e[fun]) for m, e in cache.items() if fun in e}
+    found = {}
+    for entry in funs:
+        for minion, entries in cache.items():
+            if entry in entries:
+                found.setdefault(entry, {})[minion] = copy.deepcopy(entries[entry])
+    return found

@@ -11,7 +11,37 @@ import salt.utils.dictupdate
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 from tests.conftest import REPO
-from tests.support.mine import MINE, host_key, key_blob, mine_for, ssh_string
+from tests.support.mine import MINE, host_key, key_blob, mine_for, mine_get, published, ssh_string
+
+
+MINE_FUNCTIONS = salt.utils.yaml.safe_load((REPO / "pillar/mine.sls").read_text())["mine_functions"]
+# this host's ssh host keys as ssh.host_keys reads /etc/ssh (keyed by file)
+HOST_KEY_FILES = {}
+
+
+def grains_item(*names, **kwargs):
+    """Salt's grains.item over this host's grains."""
+    return {name: cluster.__grains__.get(name, kwargs.get("default", "")) for name in names}
+
+
+def ssh_host_keys(keydir=None, private=True, certs=True):
+    """Salt's ssh.host_keys over HOST_KEY_FILES: ``<type>.pub``,
+    ``<type>-cert.pub`` and the private ``<type>``."""
+    return {
+        name: text
+        for name, text in HOST_KEY_FILES.items()
+        if (private or name.endswith(".pub")) and (certs or not name.endswith("-cert.pub"))
+    }
+
+
+@pytest.fixture(autouse=True)
+def host_key_files():
+    HOST_KEY_FILES.clear()
+    HOST_KEY_FILES.update({"ed25519.pub": host_key("ssh-ed25519", "me") + " root@master", "ed25519": PRIVATE_KEY})
+    return HOST_KEY_FILES
+
+
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n-----END OPENSSH PRIVATE KEY-----"
 
 
 @pytest.fixture
@@ -36,8 +66,12 @@ def configure_loader_modules(defaults_text, pillar, hosts_file):
                 "cp.get_file_str": lambda url: defaults_text,
                 "cp.is_cached": lambda url: "",
                 "pillar.get": lambda key, default=None, unmask=False: merged,
-                "mine.get": lambda tgt, fun: copy.deepcopy(MINE),
+                "mine.get": lambda tgt, fun: mine_get(published(MINE), fun),
                 "network.ip_addrs": lambda include_loopback=False: ["10.5.5.10", "127.0.0.1"],
+                # what cluster.host_info runs: the mine_functions of pillar/mine.sls
+                "config.merge": lambda key, default=None: copy.deepcopy(MINE_FUNCTIONS),
+                "grains.item": grains_item,
+                "ssh.host_keys": ssh_host_keys,
             },
             "__grains__": {"id": "master", "host": "master", "roles": ["master"], "num_cpus": 2},
             "__opts__": {"id": "master", "file_client": "remote"},
@@ -424,6 +458,9 @@ EXACT = [
     ({"lb": {"weights": {"node1": 0}}}, "lb:weights:node1: 0 is invalid: must be an integer between 1 and 1000"),
     ({"lb": {"weights": {"node1": 1001}}}, "lb:weights:node1: 1001 is invalid: must be an integer between 1 and 1000"),
     ({"lb": {"weights": {"node1": "2"}}}, "lb:weights:node1: '2' is invalid: must be an integer between 1 and 1000"),
+    ({"health": {"fail_after": 0}}, "health:fail_after: 0 is invalid: must be between 1 and 1000"),
+    ({"health": {"pass_after": "2"}}, "health:pass_after: '2' is invalid: must be an integer"),
+    ({"health": None}, "health: None is invalid: must be a mapping"),
     (
         {"user": {"uid": "x"}, "network": {"cidr": "x"}},
         "network:cidr: 'x' is invalid: "
@@ -553,7 +590,7 @@ def test_settings_validated_once_per_render(monkeypatch):
     mine = mine_for(["master", "node1", "node2"])
     first = cluster.settings()
     for render in (cluster.hosts_block, cluster.known_hosts, cluster.hostfile, cluster.upstream, cluster.members):
-        render(mine=copy.deepcopy(mine))
+        render(mine=published(mine))
     assert len(validated) == 1
     first["user"]["name"] = "changed"  # the caller's own copy
     assert cluster.settings()["user"]["name"] == "jobhandler"
@@ -644,7 +681,7 @@ def test_members_ignores_garbage_mine_entries():
     mine = mine_for(["node1"])
     mine["broken"] = "not a dict"
     mine["bad name"] = {"addrs": ["10.5.5.99"], "roles": ["compute"]}
-    assert [m["name"] for m in cluster.members(mine=mine)] == ["node1"]
+    assert [m["name"] for m in cluster.members(mine=published(mine))] == ["node1"]
 
 
 def test_members_masterless_uses_this_host():
@@ -657,18 +694,18 @@ def test_members_masterless_uses_this_host():
 def test_members_refuses_an_empty_mine_on_a_minion():
     """A master that cannot answer must not empty hosts, hostfile or upstream."""
     cluster.__salt__["mine.get"] = lambda tgt, fun: {}
-    with pytest.raises(CommandExecutionError, match="no saltcluster_host data at all"):
+    with pytest.raises(CommandExecutionError, match="no membership data at all"):
         cluster.members()
     with pytest.raises(CommandExecutionError, match="keeping the running membership files"):
         cluster.hosts_block()
 
 
 def test_hosts_block():
-    assert cluster.hosts_block(mine=mine_for(["master", "node1"])) == "10.5.5.10 master\n10.5.5.9 node1"
+    assert cluster.hosts_block(mine=published(mine_for(["master", "node1"]))) == "10.5.5.10 master\n10.5.5.9 node1"
 
 
 def test_known_hosts_lists_real_keys_with_name_and_addr():
-    lines = cluster.known_hosts(mine=mine_for(["node1"])).splitlines()
+    lines = cluster.known_hosts(mine=published(mine_for(["node1"]))).splitlines()
     assert lines == [
         f"node1,10.5.5.9 {host_key('ssh-ed25519', 'node1')}",
         f"node1,10.5.5.9 {host_key('ecdsa-sha2-nistp256', 'node1')}",
@@ -721,12 +758,13 @@ def test_upstream_weights_and_port(pillar):
 
 def test_upstream_empty_refuses():
     with pytest.raises(CommandExecutionError, match="compute backend list is empty"):
-        cluster.upstream(mine=mine_for(["master", "gateway"]))
+        cluster.upstream(mine=published(mine_for(["master", "gateway"])))
 
 
-def test_host_info_publishes_roles_addrs_and_keys(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster.glob, "glob", lambda pattern: [str(tmp_path / "k.pub")])
-    (tmp_path / "k.pub").write_text(host_key("ssh-ed25519", "me") + " root@x\n")
+def test_host_info_is_what_the_core_functions_publish():
+    """grains.item, network.ip_addrs and ssh.host_keys as pillar/mine.sls
+    calls them, assembled as every other host assembles them: the public
+    key without its comment, never the private one."""
     info = cluster.host_info()
     assert info == {
         "host": "master",
@@ -736,19 +774,99 @@ def test_host_info_publishes_roles_addrs_and_keys(tmp_path, monkeypatch):
         "host_keys": [host_key("ssh-ed25519", "me")],
     }
     # what this host publishes, its own members() takes as it is
-    assert cluster.members(mine={"master": info})[0]["host_keys"] == info["host_keys"]
+    (member,) = cluster.members(mine={"master": cluster._own_entries()})
+    assert member["host_keys"] == info["host_keys"] and member["roles"] == ["master"]
+    assert PRIVATE_KEY not in json.dumps(cluster._own_entries())
 
 
-def test_host_info_publishes_only_what_members_accept(tmp_path, monkeypatch):
-    """A role outside the known set or an odd .pub file would otherwise get
-    the whole host refused by every other member."""
-    files = {"a.pub": host_key("ssh-ed25519", "me") + " root@x\n", "b.pub": "garbage\n", "c.pub": "ssh-dss AAAA\n"}
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    monkeypatch.setattr(cluster.glob, "glob", lambda pattern: sorted(str(tmp_path / n) for n in files))
-    cluster.__grains__["roles"] = ["master", "monitoring"]
+def test_host_info_of_a_host_without_the_roles_grain():
+    del cluster.__grains__["roles"]
+    assert cluster.host_info()["roles"] == []  # grains.item's default=[] (pillar/mine.sls)
+
+
+def test_host_info_names_what_the_others_refuse(caplog):
+    """A role outside the known set or an odd .pub file get the whole host
+    refused by every other member: host_info shows it and says so."""
+    HOST_KEY_FILES["dsa.pub"] = "ssh-dss AAAA root@master"
     info = cluster.host_info()
-    assert info["roles"] == ["master"] and info["host_keys"] == [host_key("ssh-ed25519", "me")]
+    assert info["host_keys"] == ["ssh-dss AAAA", host_key("ssh-ed25519", "me")]
+    assert any("refuse what this host publishes" in m and "ssh-dss" in m for m in refusals(caplog))
+    caplog.clear()
+    del HOST_KEY_FILES["dsa.pub"]
+    cluster.__grains__["roles"] = ["master", "monitoring"]
+    assert cluster.host_info()["roles"] == ["master", "monitoring"]
+    assert any("'monitoring'" in m for m in refusals(caplog))
+
+
+def test_host_info_never_shows_a_private_key():
+    """pillar that left ssh.host_keys at its default (private keys too):
+    refused loudly, naming the file and not its content."""
+    mine_functions = copy.deepcopy(MINE_FUNCTIONS)
+    mine_functions["saltcluster_host_keys"] = [{"mine_function": "ssh.host_keys"}, {"keydir": "/etc/ssh"}]
+    cluster.__salt__["config.merge"] = lambda key, default=None: mine_functions
+    with pytest.raises(CommandExecutionError, match="'ed25519', which is no public host key file") as exc:
+        cluster.host_info()
+    assert "secret" not in str(exc.value)
+
+
+def test_host_info_needs_the_mine_functions():
+    cluster.__salt__["config.merge"] = lambda key, default=None: {}
+    with pytest.raises(CommandExecutionError, match="mine_functions has no saltcluster_grains"):
+        cluster.host_info()
+
+
+def test_core_host_keys_of_a_real_key_directory(tmp_path):
+    """Salt's own ssh.host_keys, as pillar/mine.sls calls it, on a directory
+    with a key pair and a certificate: only the .pub reaches the mine, and
+    members() takes it."""
+    import salt.modules.ssh
+
+    pub = host_key("ssh-ed25519", "node1") + " root@node1"
+    (tmp_path / "ssh_host_ed25519_key").write_text(PRIVATE_KEY + "\n")
+    (tmp_path / "ssh_host_ed25519_key.pub").write_text(pub + "\n")
+    (tmp_path / "ssh_host_ed25519_key-cert.pub").write_text("ssh-ed25519-cert-v01@openssh.com AAAA cert\n")
+    (tmp_path / "sshd_config").write_text("# not a key\n")
+    found = salt.modules.ssh.host_keys(keydir=str(tmp_path), private=False, certs=False)
+    assert found == {"ed25519.pub": pub}
+    entries = published(mine_for(["node1"]))["node1"]
+    entries["saltcluster_host_keys"] = found
+    (member,) = cluster.members(mine={"node1": entries})
+    assert member["host_keys"] == [host_key("ssh-ed25519", "node1")]
+
+
+@pytest.mark.parametrize(
+    "entries, bad",
+    [
+        (None, "publishes no saltcluster_addrs, saltcluster_host_keys"),
+        ({"saltcluster_grains": ["node1"]}, "saltcluster_grains ['node1'] is not a mapping"),
+        ({"saltcluster_host_keys": ["ssh-ed25519 AAAA"]}, "is not a mapping of .pub files"),
+        ({"saltcluster_host_keys": {"ed25519": PRIVATE_KEY}}, "'ed25519', which is no public host key file"),
+        ({"saltcluster_host_keys": {"ed25519-cert.pub": "x"}}, "'ed25519-cert.pub', which is no public"),
+        ({"saltcluster_host_keys": {"../ed25519.pub": "x"}}, "'../ed25519.pub', which is no public"),
+    ],
+    ids=["entries-missing", "grains-a-list", "keys-a-list", "private-key", "certificate", "odd-name"],
+)
+def test_entries_that_are_not_a_core_functions_return_are_refused(caplog, entries, bad):
+    """What the core functions of pillar/mine.sls never return drops the
+    host alone; a private key's content is never logged."""
+    mine = published(MINE)
+    if entries is None:  # the grains alone
+        mine["node2"] = {"saltcluster_grains": mine["node2"]["saltcluster_grains"]}
+    else:
+        mine["node2"].update(entries)
+    assert "node2" not in [m["id"] for m in cluster.members(mine=mine)]
+    assert "node1" in [m["id"] for m in cluster.members(mine=mine)]
+    assert any("node2" in msg and bad in msg for msg in refusals(caplog)), refusals(caplog)
+    assert all("secret" not in msg for msg in refusals(caplog))
+
+
+def test_key_comment_is_not_published():
+    """A .pub file's comment (`root@node2`, or anything) never reaches
+    known_hosts: only `<type> <base64>`."""
+    mine = published(MINE)
+    mine["node2"]["saltcluster_host_keys"] = {"ed25519.pub": NODE2_KEY + " node2 and\n10.5.5.10 " + NODE2_KEY}
+    assert cluster.known_hosts(mine=mine).count("\n10.5.5.10") == 0
+    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts(mine=mine).splitlines()
 
 
 def test_uid_holder(monkeypatch):
@@ -767,8 +885,8 @@ def test_uid_holder(monkeypatch):
 
 
 def test_mine_snapshot_is_json():
-    # the whole mine entry, every host and field, and nothing else
-    assert json.loads(cluster.mine_snapshot()) == MINE
+    # every host's saltcluster entries, every field, and nothing else
+    assert json.loads(cluster.mine_snapshot()) == published(MINE)
 
 
 # -- membership: what a compromised member can publish, and what comes of it
@@ -786,10 +904,10 @@ def renders(mine):
     """What every membership file gets from ``mine`` (mpi:slots unset: the
     hostfile's slots are the members' num_cpus)."""
     return {
-        "hosts": cluster.hosts_block(mine=copy.deepcopy(mine)),
-        "known_hosts": cluster.known_hosts(mine=copy.deepcopy(mine)),
-        "hostfile": cluster.hostfile(mine=copy.deepcopy(mine)),
-        "upstream": cluster.upstream(mine=copy.deepcopy(mine)),
+        "hosts": cluster.hosts_block(mine=published(mine)),
+        "known_hosts": cluster.known_hosts(mine=published(mine)),
+        "hostfile": cluster.hostfile(mine=published(mine)),
+        "upstream": cluster.upstream(mine=published(mine)),
     }
 
 
@@ -819,7 +937,7 @@ def write_running_block(hosts_file, mine):
     sls = HOSTS_SLS.read_text()
     start = re.search(r"marker_start: '([^']*)'", sls).group(1)
     end = re.search(r"marker_end: '([^']*)'", sls).group(1)
-    block = cluster.hosts_block(mine=copy.deepcopy(mine))
+    block = cluster.hosts_block(mine=published(mine))
     hosts_file.write_text(f"127.0.0.1 localhost\n10.5.5.10 master\n{start}\n{block}\n{end}\n")
 
 
@@ -833,7 +951,8 @@ FORGED_NODE2 = {
     "host-key-newline-adds-a-line": ({"host_keys": [NODE2_KEY + "\n10.5.5.10 " + NODE2_KEY]}, r"\n10.5.5.10"),
     "host-key-trailing-newline": ({"host_keys": [NODE2_KEY + "\n"]}, r"\n'"),
     "host-key-marker": ({"host_keys": ["@cert-authority * " + NODE2_KEY]}, "@cert-authority"),
-    "host-key-extra-field": ({"host_keys": [NODE2_KEY + " node2"]}, " node2'"),
+    # a third field is the .pub file's comment (dropped): tab-separated fields are not
+    "host-key-tab-separated": ({"host_keys": [NODE2_KEY.replace(" ", "\t")]}, r"\t"),
     "host-key-unknown-type": (
         {"host_keys": [host_key("ssh-dss", "", blob=ssh_string(b"ssh-dss") + b"x" * 40)]}, "ssh-dss",
     ),
@@ -876,7 +995,7 @@ def test_forged_entry_dropped_alone(caplog, changes, bad):
     assert "10.5.5.10 master" in expected["hosts"] and "node10:4" in expected["hostfile"]
     caplog.clear()
     forged = with_entry("node2", forged_node2(**changes))
-    assert "node2" not in [m["id"] for m in cluster.members(mine=copy.deepcopy(forged))]
+    assert "node2" not in [m["id"] for m in cluster.members(mine=published(forged))]
     assert renders(forged) == expected
     if bad is not None:
         assert any("node2" in msg and bad in msg for msg in refusals(caplog)), refusals(caplog)
@@ -911,7 +1030,7 @@ def test_forged_newcomer_dropped_alone(caplog, hosts_file, minion_id, bad):
     caplog.clear()
     entry = dict(copy.deepcopy(MINE["node10"]), host=minion_id, addrs=["10.5.5.40"])
     forged = with_entry(minion_id, entry)
-    assert minion_id not in [m["id"] for m in cluster.members(mine=copy.deepcopy(forged))]
+    assert minion_id not in [m["id"] for m in cluster.members(mine=published(forged))]
     assert renders(forged) == expected
     assert any(bad in msg for msg in refusals(caplog)), refusals(caplog)
 
@@ -928,11 +1047,12 @@ def test_honest_newcomer_joins():
         "host": "node3", "roles": ["compute", "compute"], "addrs": ["10.5.5.40"], "num_cpus": 4096, "host_keys": keys,
     }  # fmt: skip
     mine = with_entry("node3", entry)
-    (node3,) = [m for m in cluster.members(mine=mine) if m["id"] == "node3"]
+    (node3,) = [m for m in cluster.members(mine=published(mine)) if m["id"] == "node3"]
     assert node3 == {
         "id": "node3", "name": "node3", "addr": "10.5.5.40", "roles": ["compute"], "num_cpus": 4096, "host_keys": keys,
+        "health": None,
     }  # fmt: skip
-    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
+    assert cluster.hostfile(mine=published(mine)) == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
 
 
 def test_address_of_a_running_member_stays_with_it(caplog, hosts_file):
@@ -991,7 +1111,113 @@ def test_loopback_cluster_shares_one_address(pillar):
     mine = {
         name: dict(copy.deepcopy(MINE[name]), addrs=["127.0.0.1"]) for name in ("gateway", "master", "node1", "node2")
     }
-    assert cluster.hosts_block(mine=mine) == "127.0.0.1 gateway\n127.0.0.1 master\n127.0.0.1 node1\n127.0.0.1 node2"
+    block = cluster.hosts_block(mine=published(mine))
+    assert block == "127.0.0.1 gateway\n127.0.0.1 master\n127.0.0.1 node1\n127.0.0.1 node2"
+
+
+# -- health-gated membership: each compute node's own claim (saltcluster_health)
+#
+# The hostfile and the upstream list the compute members that claim serving
+# (cluster_health.publish); /etc/hosts, ssh_known_hosts and the NFS export
+# list every member, so a drained node can come back.  Draining never
+# empties the hostfile or the upstream.
+
+
+def claiming(mine=None, **states):
+    """``mine`` (the seed's by default) as published, with each named host's
+    own health claim: a state name, or any value as it is."""
+    mine = published(MINE if mine is None else mine)
+    for name, state in states.items():
+        if isinstance(state, str):
+            state = {"state": state, "since": 1795000000, "passes": 0, "fails": 3, "failed": {}}
+        mine[name]["saltcluster_health"] = state
+    return mine
+
+
+def test_a_drained_node_leaves_the_hostfile_and_the_upstream_only():
+    mine = claiming(node1="serving", node2="drained", node10="serving")
+    assert cluster.hostfile(mine=mine) == "node1:2\nnode10:4"
+    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node1", "node10"]
+    # still a member: /etc/hosts, known_hosts and the NFS export keep it
+    assert "10.5.5.18 node2" in cluster.hosts_block(mine=mine).splitlines()
+    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts(mine=mine).splitlines()
+    assert [m["name"] for m in cluster.members("compute", mine=mine)] == ["node1", "node2", "node10"]
+    assert [m["health"] for m in cluster.members("compute", mine=mine)] == ["serving", "drained", "serving"]
+    assert cluster.serving(mine=mine) == {
+        "serving": ["node1", "node10"], "not_serving": {"node2": "drained"}, "kept": False, "why": "",
+    }  # fmt: skip
+
+
+def test_it_comes_back_when_it_claims_serving_again():
+    mine = claiming(node1="serving", node2="serving", node10="serving")
+    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode10:4"
+
+
+def test_the_last_serving_node_stays_alone():
+    mine = claiming(node1="drained", node2="drained", node10="serving")
+    assert cluster.hostfile(mine=mine) == "node10:4"
+    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node10"]
+
+
+def test_draining_never_empties_the_hostfile_or_the_upstream(caplog):
+    """Every compute node drained: all stay listed (an empty upstream serves
+    nothing, a drained node may still answer), and the render says why."""
+    mine = claiming(node1="drained", node2="drained", node10="joining")
+    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode10:4"
+    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node1", "node2", "node10"]
+    assert any("no compute member serves" in m and "node2 drained" in m and "keeping all" in m
+               for m in refusals(caplog))  # fmt: skip
+    report = cluster.serving(mine=mine)
+    assert report["kept"] is True and report["serving"] == []
+    assert report["why"] == (
+        "no compute member serves (node1 drained, node2 drained, node10 joining): keeping all of them rather than none"
+    )
+
+
+def test_a_joining_node_waits_for_its_admission_while_others_serve():
+    """A new node's membership is in the mine from its first start; it
+    enters the hostfile and the upstream only once it claims serving (its
+    highstate's last state, or orch.join's gate)."""
+    joined = dict(MINE, node3=dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.40"]))
+    mine = claiming(joined, node1="serving", node2="serving", node10="serving", node3="joining")
+    assert "node3" not in cluster.hostfile(mine=mine)
+    assert "10.5.5.40 node3" in cluster.hosts_block(mine=mine).splitlines()
+    del mine["node3"]["saltcluster_health"]  # before its first claim, likewise
+    assert "node3" not in cluster.hostfile(mine=mine)
+    mine = claiming(joined, node1="serving", node2="serving", node10="serving", node3="serving")
+    assert "node3:4" in cluster.hostfile(mine=mine).splitlines()
+
+
+def test_before_any_claim_every_compute_member_serves():
+    """A fresh cluster's first highstate, or one from before health: no
+    claims at all."""
+    assert cluster.hostfile(mine=published(MINE)) == "node1:2\nnode2:2\nnode10:4"
+    assert cluster.serving(mine=published(MINE))["kept"] is False
+
+
+@pytest.mark.parametrize(
+    "claim", ["drained", {"state": "boss"}, {"state": ["serving"]}, ["serving"], {"host": "node1", "state": 1}]
+)
+def test_a_claim_that_names_no_state_counts_as_none(caplog, claim):
+    mine = claiming(node1="serving", node10="serving", node2=claim)
+    assert "node2" not in cluster.hostfile(mine=mine)
+    if not isinstance(claim, str):
+        assert any("node2" in m and "taken for no claim" in m for m in refusals(caplog))
+
+
+def test_a_claim_speaks_for_its_sender_only():
+    """The mine keeps each claim under the id whose key signed it: whatever
+    node2's claim says of node1, only node2 is judged by it."""
+    claim = {"state": "drained", "host": "node1", "id": "node1", "node1": "drained"}
+    mine = claiming(node1="serving", node2=claim, node10="serving")
+    assert cluster.hostfile(mine=mine) == "node1:2\nnode10:4"
+
+
+def test_health_claims_are_read_in_the_same_mine_call():
+    asked, claims = [], claiming(node1="serving", node2="drained", node10="serving")
+    cluster.__salt__["mine.get"] = lambda tgt, fun: asked.append(fun) or mine_get(claims, fun)
+    assert "node2" not in cluster.hostfile()
+    assert asked == [["saltcluster_grains", "saltcluster_addrs", "saltcluster_host_keys", "saltcluster_health"]]
 
 
 def test_pillar_example_documents_every_default(repo, defaults):

@@ -311,10 +311,10 @@ def test_nfs_home_by_the_masters_address(cfg, info, mountinfo):
     assert one_check("nfs_home", cfg, info)["ok"] is True
 
 
-@pytest.mark.parametrize("members", [CommandExecutionError("the mine returned no saltcluster_host data")])
+@pytest.mark.parametrize("members", [CommandExecutionError("the mine returned no membership data")])
 def test_nfs_home_by_address_without_membership(cfg, info, mountinfo, members):
     add_mount(mountinfo, cfg["user"]["home"], source=f"10.5.5.10:{cfg['nfs']['export_path']}")
-    failed(one_check("nfs_home", cfg, info), "could not be read", "no saltcluster_host data")
+    failed(one_check("nfs_home", cfg, info), "could not be read", "no membership data")
 
 
 def test_nfs_home_with_a_space_in_the_path(cfg, info, mountinfo, tmp_path):
@@ -536,10 +536,10 @@ def test_hostfile_fifo_does_not_block(cfg, info):
 
 def test_hostfile_membership_unreadable(cfg, info, configure_loader_modules):
     def hostfile():
-        raise CommandExecutionError("saltcluster: the mine returned no saltcluster_host data at all")
+        raise CommandExecutionError("saltcluster: the mine returned no membership data at all")
 
     cluster_health.__salt__["cluster.hostfile"] = hostfile
-    failed(one_check("hostfile", cfg, info), "membership could not be read", "no saltcluster_host data")
+    failed(one_check("hostfile", cfg, info), "membership could not be read", "no membership data")
 
 
 # -- gateway ----------------------------------------------------------------------

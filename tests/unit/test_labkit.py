@@ -223,10 +223,29 @@ def test_status_of_a_lab_that_is_down_asks_nobody(master_calls, monkeypatch, cap
     assert master_calls == [] and "lab network: down" in capsys.readouterr().out
 
 
-def test_highstate_syncs_the_masters_runners_too(master_calls):
-    master_calls.answer = lambda command: (0, "{}", "")
+def test_highstate_is_the_operators_one_apply(master_calls):
+    """Nothing before the apply but the master's own runners: no module
+    sync, no mine.update (membership is published at minion start)."""
+    answer = {name: {} for name in ops.hosts.minions()}
+    master_calls.answer = lambda command: (0, __import__("json").dumps(answer), "")
     assert ops.highstate() == (pytest.approx(0, abs=60), 0, [])
     commands = [command for _, command, _ in master_calls]
-    assert commands[0].startswith("salt ") and commands[0].endswith(" saltutil.sync_all")
-    assert commands[1] == "salt-run saltutil.sync_runners"
-    assert commands[2].endswith(" mine.update") and "state.apply" in commands[3]
+    assert commands[0] == "salt-run saltutil.sync_runners"
+    assert len(commands) == 2 and commands[1].startswith("salt ") and commands[1].endswith(" state.apply queue=True")
+    master_calls.clear()
+    ops.highstate(everyone=True)
+    assert [command for _, command, _ in master_calls][1].endswith(" '*' state.apply")
+
+
+def test_highstate_counts_changes_and_failures(master_calls, monkeypatch):
+    answer = {
+        "node1": {"a": {"__id__": "a", "result": True, "changes": {"x": 1}},
+                  "b": {"__id__": "b", "result": False, "changes": {}, "comment": "broke"}},
+        "node2": "Minion did not return. [No response]",
+    }  # fmt: skip
+    master_calls.answer = lambda command: (0, __import__("json").dumps(answer), "")
+    monkeypatch.setattr(ops.hosts, "minions", lambda: ["master", "node1", "node2"])
+    monkeypatch.setattr(ops.hosts, "running", lambda name: 4242)
+    secs, changed, failed = ops.highstate()
+    assert changed == 1
+    assert failed == ["master: no return", "node1: b: broke", "node2: Minion did not return. [No response]"]

@@ -14,6 +14,7 @@ import salt.utils.templates
 import salt.utils.yaml
 
 from tests.conftest import REPO
+from tests.support.mine import mine_for, publish, published
 
 BOOT_ID = "4f5c2a4e-0d6a-4c1e-9a43-6a1f2f0c1b7d"
 
@@ -26,7 +27,9 @@ class FakeMaster:
         self.root = tmp_path
         self.accepted = ["gateway", "master", "node1", "node2", "node3"]
         self.alive = ["gateway", "master", "node1", "node2"]
-        self.mine = {m: {"saltcluster_host": {"host": m}} for m in self.accepted}
+        # what each minion published (salt-run cache.mine): membership's entries
+        self.mine = published(mine_for(["gateway", "master", "node1", "node2"]))
+        self.mine["node3"] = publish(dict(mine_for(["node10"])["node10"], host="node3", addrs=["10.5.5.40"]))
         self.pids = {m: 4000 + i for i, m in enumerate(self.accepted)}
         self.wheel_ok = True
         self.answering = []  # not connected as far as presence sees, yet answers
@@ -275,10 +278,11 @@ def join(master, minion, event=None):
 JOIN_STEPS = [
     "saltcluster-orch-join-file-directory-state",
     "saltcluster-orch-join-lock",
-    "saltcluster-orch-join-saltutil-sync-modules",
     "saltcluster-orch-join-mine-update",
     "saltcluster-orch-join-nfs-export",
     "saltcluster-orch-join-node-highstate",
+    "saltcluster-orch-join-node-health",
+    "saltcluster-orch-join-node-health-failed",
     "saltcluster-orch-join-membership",
     "saltcluster-orch-join-record",
     "saltcluster-orch-join-unlock",
@@ -302,7 +306,29 @@ def test_new_minion_joins_under_a_lock_and_is_recorded(master):
     assert _arg(record, "name") == str(master.state_dir / "joined" / "node3")
     assert _arg(record, "contents") == master.identity("node3")
     assert _arg(states["saltcluster-orch-join-unlock"][1], "name") == lock
-    assert len(_arg(states["saltcluster-orch-join-unlock-after-failure"][1], "onfail")) >= 5
+    assert len(_arg(states["saltcluster-orch-join-unlock-after-failure"][1], "onfail")) >= 6
+
+
+def test_the_others_learn_of_a_new_node_only_after_its_health_passed(master):
+    """After its highstate the node's own checks run (cluster_health.publish
+    admits it: its claim says serving from then on); the hostfile and the
+    upstream on the other hosts follow only if they pass, and a failure
+    ends the join saying so."""
+    master.alive.append("node3")
+    states = acting(join(master, "node3"))
+    fun, args = states["saltcluster-orch-join-node-health"]
+    assert (fun, _arg(args, "tgt"), _arg(args, "kwarg")) == ("salt.function", "node3", {"admit": True})
+    assert fun == "salt.function" and _arg(args, "name") == "cluster_health.publish"
+    assert {"salt": "saltcluster-orch-join-node-highstate"} in _arg(args, "require")
+    membership = states["saltcluster-orch-join-membership"][1]
+    assert {"salt": "saltcluster-orch-join-node-health"} in _arg(membership, "require")
+    fun, args = states["saltcluster-orch-join-node-health-failed"]
+    assert fun == "test.fail_without_changes"
+    assert _arg(args, "onfail") == [{"salt": "saltcluster-orch-join-node-health"}]
+    assert _arg(args, "comment").startswith("not adding node3 to the hostfile and the upstream: its health checks")
+    assert {"salt": "saltcluster-orch-join-node-health"} in _arg(
+        states["saltcluster-orch-join-unlock-after-failure"][1], "onfail"
+    )
 
 
 def test_replayed_start_of_a_joined_member_does_nothing(master):
@@ -386,18 +412,30 @@ def test_reconnect_of_a_minion_not_in_the_mine_joins_it(master):
     assert sorted(acting(join(master, "node3", "reconnect"))) == sorted(JOIN_STEPS)
 
 
+def _without(entries, name):
+    return {k: v for k, v in entries.items() if k != name}
+
+
 @pytest.mark.parametrize(
-    "entry",
-    [None, "node3", {"host": "node1", "addrs": ["10.5.5.9"]}, {"saltcluster_host": None}],
-    ids=["none", "not-a-mapping", "names-another-host", "other-entry-only"],
+    "entries",
+    [
+        None,
+        "node3",
+        lambda e: dict(e, saltcluster_grains=dict(e["saltcluster_grains"], id="node1")),
+        lambda e: dict(e, saltcluster_grains="node3"),
+        lambda e: _without(e, "saltcluster_grains"),
+        lambda e: _without(e, "saltcluster_addrs"),
+        lambda e: _without(e, "saltcluster_host_keys"),
+        lambda e: {"saltcluster_health": {"state": "serving"}},
+    ],
+    ids=["none", "not-a-mapping", "names-another-host", "grains-not-a-mapping", "no-grains", "no-addrs",
+         "no-host-keys", "other-entry-only"],  # fmt: skip
 )
-def test_reconnect_with_no_member_entry_of_its_own_joins_it(master, entry):
-    """An entry members() would not take for this minion's is no membership."""
+def test_reconnect_with_no_member_entries_of_its_own_joins_it(master, entries):
+    """Entries members() would not take for this minion's are no membership:
+    a member publishes all three, its grains naming itself."""
     master.alive.append("node3")
-    if isinstance(entry, dict) and "saltcluster_host" in entry:
-        master.mine["node3"] = entry
-    else:
-        master.mine["node3"] = {"saltcluster_host": entry}
+    master.mine["node3"] = entries(master.mine["node3"]) if callable(entries) else entries
     assert sorted(acting(join(master, "node3", "reconnect"))) == sorted(JOIN_STEPS)
 
 
@@ -447,3 +485,81 @@ def test_lock_left_by_an_earlier_master_run_is_taken_over(master):
 def test_unreadable_key_list_joins_nobody(master):
     master.wheel_ok = False
     assert acting(join(master, "node2")) == {}
+
+
+# ---------------------------------------------------------------- health
+
+
+def claim(state, since=1795000000):
+    return {"state": state, "since": since, "passes": 0, "fails": 3, "failed": {"web_whoami": "refused"}}
+
+
+def health(master, node):
+    return master.render("health.sls", {"saltcluster_health_node": node})
+
+
+def test_a_flip_reapplies_membership_on_the_master_and_the_gateway(master):
+    master.mine["node2"]["saltcluster_health"] = claim("drained")
+    states = acting(health(master, "node2"))
+    fun, args = states["saltcluster-orch-health-membership"]
+    assert fun == "salt.state" and _arg(args, "sls") == "cluster.membership"
+    assert (_arg(args, "tgt"), _arg(args, "tgt_type")) == ("G@roles:master or G@roles:gateway", "compound")
+    assert _arg(args, "queue") is True and 0 < _arg(args, "timeout") <= 600  # bounded
+    fun, args = states["saltcluster-orch-health-record"]
+    assert fun == "file.managed" and _arg(args, "name") == str(master.state_dir / "health" / "node2")
+    assert _arg(args, "contents") == "drained since 1795000000"
+    assert {"salt": "saltcluster-orch-health-membership"} in _arg(args, "require")
+    # decided from the master's own copy of the mine; nothing is asked of the node
+    assert ("runner", "cache.mine", {"tgt": "node2", "tgt_type": "list"}) in master.calls
+    assert master.published_to() == []
+
+
+def test_the_same_claim_twice_changes_nothing(master):
+    """A replayed or forged event, or a second one for one flip: the record
+    says this claim was applied already."""
+    master.mine["node2"]["saltcluster_health"] = claim("drained")
+    record = master.state_dir / "health" / "node2"
+    record.parent.mkdir(parents=True)
+    record.write_text("drained since 1795000000\n")
+    high = health(master, "node2")
+    assert acting(high) == {}
+    assert "is the one the last health orchestration applied" in refused(high, "saltcluster-orch-health-refused")
+    master.mine["node2"]["saltcluster_health"] = claim("serving", since=1795000100)  # it came back
+    assert "saltcluster-orch-health-membership" in acting(health(master, "node2"))
+
+
+@pytest.mark.parametrize(
+    "node, change, why",
+    [
+        ("node1 or *", None, "not a minion name"),
+        ("node1\n", None, "not a minion name"),
+        ("rogue", None, "no accepted key"),
+        ("node1", None, "no health claim of its own"),  # a forged event: node1 claims nothing
+        ("node1", "boss", "no health claim of its own"),
+        ("node1", ["drained"], "no health claim of its own"),
+    ],
+)
+def test_events_the_master_cannot_follow_change_nothing(master, node, change, why):
+    if change is not None:
+        master.mine["node1"]["saltcluster_health"] = {"state": change} if isinstance(change, str) else change
+    high = health(master, node)
+    assert acting(high) == {}
+    assert why in refused(high, "saltcluster-orch-health-refused")
+    assert master.published_to() == []
+
+
+def test_a_forged_event_for_another_node_follows_that_nodes_own_claim(master):
+    """node2 fires node1's health event: the orchestration reads node1's own
+    claim (serving, applied already), never node2's word."""
+    master.mine["node1"]["saltcluster_health"] = claim("serving")
+    master.mine["node2"]["saltcluster_health"] = {"state": "drained", "host": "node1"}
+    record = master.state_dir / "health" / "node1"
+    record.parent.mkdir(parents=True)
+    record.write_text("serving since 1795000000")
+    assert acting(health(master, "node1")) == {}
+
+
+def test_unreadable_key_list_follows_nothing(master):
+    master.wheel_ok = False
+    master.mine["node2"]["saltcluster_health"] = claim("drained")
+    assert acting(health(master, "node2")) == {}

@@ -143,3 +143,42 @@ def test_leave_events_sent_by_a_minion_do_nothing(tag, data):
 )
 def test_key_and_presence_events_that_do_nothing(data):
     assert render("leave.sls", data, tag="salt/key" if "act" in data else "salt/presence/change") == {}
+
+
+# -- health: cluster_health.publish fires saltcluster/health/<id>/changed when
+# a compute node's own state flips
+
+
+def health_pillar(high):
+    (state,) = high.values()
+    args = state["runner.state.orchestrate"][0]["args"]
+    assert args[0]["mods"] == "orch.health"
+    return args[1]["pillar"]
+
+
+def sent_by(minion, tag):
+    """What `event.send TAG` run by ``minion`` delivers: the master adds
+    the sender's id and cmd; its own data is under data."""
+    return {"id": minion, "cmd": "_minion_event", "tag": tag, "data": {"state": "drained", "previous": "serving"}}
+
+
+def test_a_nodes_own_health_flip_orchestrates_membership():
+    tag = "saltcluster/health/node2/changed"
+    high = render("health.sls", sent_by("node2", tag), files={ACCEPTED + "node2"}, tag=tag)
+    assert health_pillar(high) == {"saltcluster_health_node": "node2"}
+
+
+@pytest.mark.parametrize(
+    "minion, tag, files",
+    [
+        ("node2", "saltcluster/health/node1/changed", {ACCEPTED + "node1", ACCEPTED + "node2"}),  # another's tag
+        ("rogue", "saltcluster/health/rogue/changed", set()),  # no accepted key
+        ("node2 or *", "saltcluster/health/node2 or */changed", {ACCEPTED + "node2 or *"}),
+        ("node2\n", "saltcluster/health/node2\n/changed", {ACCEPTED + "node2\n"}),
+        ("node2", "saltcluster/health/node2/other", {ACCEPTED + "node2"}),
+        ("", "saltcluster/health//changed", set()),
+    ],
+    ids=["another-minions-tag", "no-key", "target-expression", "trailing-newline", "other-tag", "no-id"],
+)
+def test_health_events_that_do_nothing(minion, tag, files):
+    assert render("health.sls", sent_by(minion, tag), files=files, tag=tag) == {}

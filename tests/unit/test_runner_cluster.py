@@ -19,12 +19,13 @@ def healthy(host, roles):
     return {"host": host, "roles": roles, "healthy": True, "checks": {}}
 
 
+# as the master's cluster.members returns them; health: what each claims
 MEMBERS = [
-    {"name": "gateway", "addr": "10.5.5.1", "roles": ["gateway"]},
-    {"name": "master", "addr": "10.5.5.10", "roles": ["master"]},
-    {"name": "node1", "addr": "10.5.5.9", "roles": ["compute"]},
-    {"name": "node2", "addr": "10.5.5.18", "roles": ["compute"]},
-    {"name": "node3", "addr": "10.5.5.19", "roles": ["compute"]},
+    {"name": "gateway", "addr": "10.5.5.1", "roles": ["gateway"], "health": "serving"},
+    {"name": "master", "addr": "10.5.5.10", "roles": ["master"], "health": "serving"},
+    {"name": "node1", "addr": "10.5.5.9", "roles": ["compute"], "health": "drained"},
+    {"name": "node2", "addr": "10.5.5.18", "roles": ["compute"], "health": "serving"},
+    {"name": "node3", "addr": "10.5.5.19", "roles": ["compute"], "health": None},
 ]
 
 
@@ -123,6 +124,7 @@ def test_rows(records):
         "answering": True,
         "healthy": True,
         "failed": {},
+        "serves": "serving",
         "hostfile": {"master": 2},
         "upstream": {"gateway": 1},
         "last_change": {"what": "joined", "at": "2026-11-18T11:08:40Z"},
@@ -131,6 +133,9 @@ def test_rows(records):
     assert by["node1"]["healthy"] is False
     assert by["node1"]["failed"] == {"nfs_home": "/home/jobhandler is not a mount point"}
     assert by["node1"]["hostfile"] == {"master": None} and by["node1"]["upstream"] == {"gateway": None}
+    # ... and drained: its own claim, out of the hostfile and the upstream
+    assert by["node1"]["serves"] == "drained"
+    assert by["node3"]["serves"] is None and by["node4"]["serves"] is None
     # down: still in the hostfile and (marked down) in the upstream
     assert by["node3"]["answering"] is False and by["node3"]["healthy"] is None
     assert by["node3"]["address"] == "10.5.5.19" and by["node3"]["roles"] == ["compute"]
@@ -158,12 +163,13 @@ def test_table(records):
     ret = runner.status()
     assert set(ret) == {"outputter", "data"} and ret["outputter"] == "txt"
     lines = ret["data"].splitlines()
-    assert lines[0].split() == ["HOST", "ROLES", "ADDRESS", "MINION", "HEALTH", "HOSTFILE", "UPSTREAM", "LAST",
-                                "CHANGE"]  # fmt: skip
+    assert lines[0].split() == ["HOST", "ROLES", "ADDRESS", "MINION", "HEALTH", "SERVES", "HOSTFILE", "UPSTREAM",
+                                "LAST", "CHANGE"]  # fmt: skip
     cells = {line.split()[0]: line.split() for line in lines[1:8]}
-    assert cells["node1"] == ["node1", "compute", "10.5.5.9", "up", "FAIL", "nfs_home", "-", "-", "-"]
-    assert cells["node2"] == ["node2", "compute", "10.5.5.18", "up", "ok", "2", "1", "joined", "2026-11-18T11:08:40Z"]
-    assert cells["node3"] == ["node3", "compute", "10.5.5.19", "down", "?", "2", "down", "joining",
+    assert cells["node1"] == ["node1", "compute", "10.5.5.9", "up", "FAIL", "nfs_home", "DRAINED", "-", "-", "-"]
+    assert cells["node2"] == ["node2", "compute", "10.5.5.18", "up", "ok", "yes", "2", "1", "joined",
+                              "2026-11-18T11:08:40Z"]  # fmt: skip
+    assert cells["node3"] == ["node3", "compute", "10.5.5.19", "down", "?", "-", "2", "down", "joining",
                               "2026-11-18T11:09:40Z"]  # fmt: skip
     assert cells["node4"][:5] == ["node4", "-", "-", "up", "?"]
     assert cells["10.5.5.77"][:5] == ["10.5.5.77", "-", "-", "no", "key"]
@@ -210,7 +216,7 @@ def test_no_master_answering(minions):
     text = runner.status(table=True)["data"]
     assert "hostfile: no host holding its role answered" in text
     node2 = next(line for line in text.splitlines() if line.startswith("node2 "))
-    assert node2.split()[5] == "?"
+    assert node2.split()[5:7] == ["?", "?"]  # serves, hostfile
 
 
 def test_hostfile_unreadable(minions):

@@ -1,6 +1,7 @@
 ---
-{#- Hydra's hostfile: the compute members with their slots, in the one
-    format cluster.hostfile writes and cluster.parse_hostfile reads back
+{#- Hydra's hostfile: the compute members that serve (cluster.serving: a
+    drained node is left out, unless none serves) with their slots, in the
+    one format cluster.hostfile writes and cluster.parse_hostfile reads back
     (mpi.run).  Written as the MPI user (user_file, not file.managed): the
     home is the user's, so a link the user puts at this name is replaced,
     never followed as root. #}
@@ -22,3 +23,11 @@ cluster-mpi-hostfile-file-managed:
         {{ salt['cluster.hostfile']() | indent(8) }}
     - require:
       - user: cluster-users-user-present-{{ sc.user.name }}
+{%- set serving = salt['cluster.serving']() %}
+{%- if serving.kept %}
+
+# no compute member serves: every one stays listed, and this says why
+cluster-mpi-hostfile-test-show-notification-all-kept:
+  test.show_notification:
+    - text: {{ ('hostfile: ' ~ serving.why) | json }}
+{%- endif %}

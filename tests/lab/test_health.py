@@ -36,8 +36,10 @@ POLL = 2
 def settings():
     """(interval, fail_after, pass_after) as node2 has them: its schedule's
     seconds (pillar/health.sls) and saltcluster:health."""
-    ret = remote.salt_json(["node2", "pillar.get", "schedule:saltcluster-health:seconds"])
-    interval = ret["node2"]
+    # the minion's schedule as it runs it (pillar.get masks a key named
+    # "seconds" in its output)
+    ret = remote.salt_json(["node2", "schedule.list", "return_yaml=False"])
+    interval = (ret["node2"].get("saltcluster-health") or {}).get("seconds")
     health = remote.salt_json(["node2", "cluster.settings"])["node2"]["health"]
     assert isinstance(interval, int) and interval > 0, ret
     return interval, health["fail_after"], health["pass_after"]

@@ -661,9 +661,6 @@ RESERVED_NAMES = {
     "localhost", "localhost.localdomain", "broadcasthost", "ip6-localhost", "ip6-loopback",
     "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters", "ip6-allhosts",
 }  # fmt: skip
-# the markers around the members block cluster.hosts keeps (salt/cluster/hosts/init.sls)
-HOSTS_BLOCK_BEGIN = "# BEGIN saltcluster members"
-HOSTS_BLOCK_END = "# END saltcluster members"
 
 
 # ssh.host_keys names a key by its file: ssh_host_<type>_key.pub is <type>.pub
@@ -899,37 +896,61 @@ def _member(minion_id, entries, net):
     }
 
 
-def _running_block(path):
-    """The ``(addr, name)`` lines of the members block in the hosts file at
-    ``path``: what this host's last cluster.hosts run wrote.  [] when there
-    is no complete block."""
-    try:
-        with salt.utils.files.fopen(path) as fh:
-            lines = fh.read().splitlines()
-    except OSError:
+# pillar/keys.sls: {minion id: epoch seconds}, when the master accepted each
+# minion's key (its key store, read as the master compiles the pillar)
+KEY_SENIORITY_PILLAR = "saltcluster_key_seniority"
+
+
+def _key_seniority():
+    """``{minion id: when the master accepted its key}`` as this host's
+    pillar has it (pillar/keys.sls), {} when it has none.  A value that is
+    no mapping is ignored, and an id whose time is no number of epoch
+    seconds maps to None, its time unknown (both logged)."""
+    found = __salt__["pillar.get"](KEY_SENIORITY_PILLAR, {})
+    if not isinstance(found, dict):
+        log.warning("saltcluster: pillar %s is %s, not a mapping: ignored", KEY_SENIORITY_PILLAR, _show(found))
+        return {}
+    seniority = {}
+    for minion_id, when in found.items():
+        if not isinstance(minion_id, str):
+            log.warning(
+                "saltcluster: pillar %s names %s, no minion id: ignored", KEY_SENIORITY_PILLAR, _show(minion_id)
+            )
+        elif isinstance(when, (int, float)) and not isinstance(when, bool) and 0 <= when < 1e12:  # not NaN, inf
+            seniority[minion_id] = when
+        else:
+            log.warning(
+                "saltcluster: pillar %s gives %s the time %s, not epoch seconds: taken as unknown",
+                KEY_SENIORITY_PILLAR, _show(minion_id), _show(when),
+            )  # fmt: skip
+            seniority[minion_id] = None
+    return seniority
+
+
+def _senior(claimants, seniority):
+    """The claimants whose minion key the master accepted first, by
+    ``seniority``: one, or several accepted at the same time; none when
+    ``seniority`` lists none of them or has no valid time for one.  A
+    claimant it does not list counts as accepted after every listed one:
+    the pillar lists every key the master had accepted when it compiled
+    it."""
+    times = {c["id"]: seniority[c["id"]] for c in claimants if c["id"] in seniority}
+    if not times or None in times.values():
         return []
-    pairs, inside = [], False
-    for line in lines:
-        if line.startswith(HOSTS_BLOCK_BEGIN):
-            pairs, inside = [], True
-        elif line.startswith(HOSTS_BLOCK_END) and inside:
-            return pairs
-        elif inside and len(line.split()) == 2:
-            pairs.append(tuple(line.split()))
-    return []
+    first = min(times.values())
+    return [c for c in claimants if times.get(c["id"]) == first]
 
 
-def _keeper(claimants, this_id, this_hosts, held, master_host):
+def _keeper(claimants, this_id, this_hosts, seniority, master_host):
     """Who of ``claimants`` (members claiming one name or address) keeps it,
     and why: ``(member or None, reason)``.  ``this_hosts``: the value is
-    certainly this host's own; ``held``: the names the running block gives
-    it."""
+    certainly this host's own; ``seniority``: what _key_seniority returns."""
     if this_hosts:
         own = [c for c in claimants if c["id"] == this_id]
         return (own[0] if own else None), "it is this host's own"
     for why, found in (
         ("this host's own entry", [c for c in claimants if c["id"] == this_id]),
-        ("this host's running members block", [c for c in claimants if c["name"] in held]),
+        ("its minion key was accepted first", _senior(claimants, seniority)),
         ("network:master_host", [c for c in claimants if c["name"] == master_host]),
     ):
         if len(found) == 1:
@@ -955,28 +976,40 @@ def _settle_claims(candidates, net, cfg, mine):
     claimed by anyone.  A member claiming a name or an address that another
     member claims too never displaces the member it belongs to: that one
     keeps it by the first rule that picks exactly one claimant, and every
-    other claimant is dropped (logged):
+    other claimant is dropped (logged with the value):
 
     1. this host's own: its minion id and its addresses (no other member
        gets those even uncontested), or what its own mine entry claims;
-    2. this host's running members block in ``network:hosts_file`` (the
-       lines its last cluster.hosts run wrote): the existing member keeps
-       its address and name, a newcomer claiming them is refused.  The mine
-       holds each member's present claims only, written by that member, and
-       not who held a name or an address first; the block is this host's
-       record of that.  It is read only when two members claim one value,
-       and only picks among them: it never makes a member;
+    2. key seniority: the claimant whose minion key the master accepted
+       first, by ``saltcluster_key_seniority`` (``pillar/keys.sls``, which
+       the master reads from its own key store when it compiles this host's
+       pillar).  The mine holds each member's present claims only, written
+       by that member, never who held a name or an address first; the
+       master's key store is the one record of who came first, and no
+       minion can write it.  So a member that joins later (a new id
+       registered with the join token, whatever it publishes) cannot take
+       a name or an address from a member that was there before it, on any
+       host.  A claimant the pillar does not list was accepted after the
+       pillar was compiled, so after every listed one.  When two claimants
+       were accepted at the same time, none is listed, or the pillar's time
+       for one is no number, this rule picks no one.  The pillar is read
+       only when two members claim one value, and only picks among them: it
+       never makes a member;
     3. the member named ``network:master_host`` (pillar, not the mine).
 
     If no rule picks one, every claimant is dropped.  Limits: Salt 3008.4
     has no record of which address a minion really uses (the master's
     ``connected_ids`` matches the minion's own ``ipv4`` grain, which the
-    minion writes), so on a host without a running block (one that has just
-    joined, or whose block was removed) a member that is neither this host
-    nor the master can be kept out by another member claiming its address,
-    until the two claims no longer meet; and the running block is trusted
-    as it stands, whatever wrote it.  In a loopback cidr every member is
-    this machine (the integration tests): addresses are shared, not claimed.
+    minion writes), so seniority says who came first, not whose a value
+    is: a member accepted earlier (a compromised one, or an id registered
+    with the join token in advance) keeps a later member out of the address
+    or the name it claims, until the two claims no longer meet; a host
+    whose key is deleted and accepted again (reinstalled) is the newest;
+    and where the pillar has no seniority (``salt-call --local``, or a
+    master whose ``keys.cache_driver`` is not ``localfs_key``) a value two
+    members claim, neither of them this host nor the master, is nobody's.
+    In a loopback cidr every member is this machine (the integration
+    tests): addresses are shared, not claimed.
     """
     this_id = __opts__["id"]
     shared = net.is_loopback
@@ -986,16 +1019,15 @@ def _settle_claims(candidates, net, cfg, mine):
         contests.setdefault(("name", member["name"].lower()), []).append(member)
         if not shared:
             contests.setdefault(("address", member["addr"]), []).append(member)
-    block = None
+    seniority = None
     refused = {}
     for (what, value), claimants in contests.items():
         this_hosts = value == this_id.lower() if what == "name" else value in own_addrs
         if len(claimants) == 1 and (not this_hosts or claimants[0]["id"] == this_id):
             continue
-        if block is None:  # read only when there is a contest
-            block = _running_block(cfg["network"]["hosts_file"])
-        held = {n for a, n in block if what == "name" or a == value}
-        keeper, why = _keeper(claimants, this_id, this_hosts, held, cfg["network"]["master_host"])
+        if seniority is None:  # read once, and only when there is a contest
+            seniority = _key_seniority()
+        keeper, why = _keeper(claimants, this_id, this_hosts, seniority, cfg["network"]["master_host"])
         others = ", ".join(sorted(c["id"] for c in claimants if c is not keeper))
         verdict = f"{keeper['id']} keeps it" if keeper else "nobody keeps it"
         for loser in claimants:

@@ -6,12 +6,16 @@
       lab's master serves only the lab's hosts, joined ones included, and
       they all get the lab's tuning.
     - saltcluster_local: true in etc/salt/minion: `salt-call --local` from
-      the repository root, this host alone. #}
+      the repository root, this host alone.
+    Every host also gets keys.sls: when the master accepted each minion's
+    key, read from the master's own key store as the master compiles the
+    pillar (nothing when a minion compiles it masterless). #}
 base:
   '*':
     - saltcluster
     - mine
     - health
+    - keys
 {%- if opts.get('saltcluster_lab') %}
     - lab
 {%- endif %}

@@ -4,6 +4,9 @@ alone, and the single-host profile gets loopback.  Profiles are chosen by the
 configuration that compiles the pillar, never by grains (a minion sets its
 own)."""
 
+import copy
+import os
+
 import pytest
 import salt.pillar
 import salt.utils.yaml
@@ -30,6 +33,10 @@ MINE = {
     },  # fmt: skip
 }
 
+# pillar/keys.sls on a master whose key store holds no accepted key yet
+# (the test masters'): when the master accepted each minion's key, none.
+NO_KEYS = {"saltcluster_key_seniority": {}}
+
 # What an operator's host gets: pillar/saltcluster.sls and pillar/mine.sls.
 PRODUCT = {
     "network": {"cidr": "10.5.5.0/24", "master_host": "master"},
@@ -50,6 +57,7 @@ RELOCATING_USER = {
 # guests' NIC vec0, and the image's uid-100 holder moved.
 LAB = {
     **MINE,
+    **NO_KEYS,
     "saltcluster": {
         "network": PRODUCT["network"],
         "user": RELOCATING_USER,
@@ -154,19 +162,86 @@ def test_lab_master_config_sets_the_flag():
 @pytest.mark.parametrize("minion_id", ["master", "node1", "gateway", "node3"])
 def test_operator_host_gets_no_lab_tuning(site_master_opts, minion_id, grains):
     pillar = _compile(site_master_opts, minion_id, grains)
-    assert pillar == {**MINE, "saltcluster": PRODUCT}
+    assert pillar == {**MINE, **NO_KEYS, "saltcluster": PRODUCT}
     for section, key in LAB_TUNING:
         assert key not in pillar["saltcluster"].get(section, {})
 
 
 def test_single_host_profile(salt_factories, tmp_path):
     """`salt-call --local` from the repository root: etc/salt/minion's
-    settings, with the paths made absolute."""
+    settings, with the paths made absolute.  The minion compiles its own
+    pillar: its pki_dir is no key store, so there is no key seniority."""
     conf = salt.utils.yaml.safe_load((REPO / "etc/salt/minion").read_text())
     conf.update(file_roots={"base": [str(REPO / "salt")]}, pillar_roots={"base": [str(REPO / "pillar")]})
     del conf["root_dir"]
     opts = salt_factories.salt_minion_daemon("pillar-local", overrides=conf).config.copy()
     assert _compile(opts, "pillar-local", conf["grains"]) == LOCAL
+
+
+def _key_store(root, accepted, pending=()):
+    """A master's pki_dir under ``root``: ``accepted`` ({id: mtime}) in
+    minions/, ``pending`` ids in minions_pre/, and what else the directory
+    may hold that is no accepted key."""
+    for sub in ("minions", "minions_pre", "minions_rejected", "minions_denied"):
+        (root / sub).mkdir(parents=True)
+    for minion_id, mtime in accepted.items():
+        path = root / "minions" / minion_id
+        path.write_text("-----BEGIN PUBLIC KEY-----\nnot checked\n-----END PUBLIC KEY-----\n")
+        os.utime(path, (mtime, mtime))
+    for minion_id in pending:
+        (root / "minions_pre" / minion_id).write_text("pending")
+    (root / "minions" / "a-directory").mkdir()
+    (root / "minions" / ".hidden").write_text("x")
+    return root
+
+
+def _with(opts, **changes):
+    return {**copy.deepcopy(opts), **changes}
+
+
+@pytest.mark.parametrize("clustered", [False, True], ids=["master", "master-cluster"])
+@pytest.mark.parametrize("minion_id", ["master", "node3"])
+def test_key_seniority_from_the_masters_key_store(site_master_opts, tmp_path, minion_id, clustered):
+    """Every host gets, from the master's own key store, when the master
+    accepted each minion's key (the accepted key file's mtime): the pending
+    ones, and what is no key file, are not listed.  cluster.members takes
+    the claimant accepted first (_modules/cluster.py, _settle_claims).  A
+    master in a Salt master cluster keeps its keys in cluster_pki_dir."""
+    accepted = {"master": 1795000000.5, "node1": 1795000060.25, "node2": 1795000600.0, "Node1": 1795100000.75}
+    pki = _key_store(tmp_path / "pki", accepted, pending=["node9"])
+    where = {"pki_dir": str(pki)}
+    if clustered:
+        where = {"pki_dir": str(tmp_path / "own"), "cluster_id": "saltcluster", "cluster_pki_dir": str(pki)}
+    pillar = _compile(_with(site_master_opts, **where), minion_id, {"roles": ["compute"]})
+    assert pillar == {**MINE, "saltcluster": PRODUCT, "saltcluster_key_seniority": accepted}
+    seniority = pillar["saltcluster_key_seniority"]
+    assert isinstance(seniority, dict) and all(isinstance(v, float) for v in seniority.values())
+    assert min(seniority, key=seniority.get) == "master"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pki_dir": "/nonexistent/saltcluster-test/pki"},
+        # the keys live elsewhere: another key cache driver
+        {"keys.cache_driver": "mmap_key"},
+        # the grains are the minion's own: naming a key store there changes nothing
+        {"grains_pki_dir": True},
+    ],
+    ids=["no-key-store", "other-key-cache-driver", "grains-name-a-key-store"],
+)
+def test_no_key_store_no_key_seniority(site_master_opts, tmp_path, changes):
+    """Where the compiling configuration has no key store of the default
+    driver, nothing is published (cluster.members then decides a contested
+    value without it)."""
+    pki = _key_store(tmp_path / "pki", {"node1": 1795000060.0})
+    grains = {"roles": ["compute"]}
+    if changes.pop("grains_pki_dir", False):
+        grains.update(pki_dir=str(pki), cluster_pki_dir=str(pki), cluster_id="forged")
+        changes = {"pki_dir": str(tmp_path / "empty")}
+    opts = _with(site_master_opts, **{"pki_dir": str(pki), **changes})
+    pillar = _compile(opts, "node1", grains)
+    assert pillar == {**MINE, "saltcluster": PRODUCT}
 
 
 def test_membership_is_published_by_core_functions_only():

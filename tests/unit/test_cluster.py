@@ -51,21 +51,36 @@ def pillar():
 
 @pytest.fixture
 def hosts_file(tmp_path):
-    """The hosts file membership reads its running block from: none yet
-    (a fresh host) unless a test writes one."""
+    """network:hosts_file, where cluster.hosts writes the members block:
+    none on this host unless a test writes one (membership never reads it)."""
     return tmp_path / "hosts"
 
 
+# When the master accepted each seed host's key, as pillar/keys.sls
+# publishes it (saltcluster_key_seniority): in the seed's order, a minute
+# apart; a host that joins afterwards is later still (JOINED).
+ACCEPTED = 1795000000.25
+SENIORITY = {name: ACCEPTED + 60 * i for i, name in enumerate(MINE)}
+JOINED = ACCEPTED + 86400
+
+
 @pytest.fixture
-def configure_loader_modules(defaults_text, pillar, hosts_file):
+def seniority():
+    """This host's saltcluster_key_seniority pillar (a test may add to it)."""
+    return dict(SENIORITY)
+
+
+@pytest.fixture
+def configure_loader_modules(defaults_text, pillar, hosts_file, seniority):
     base = {"network": {"hosts_file": str(hosts_file)}}
     merged = salt.utils.dictupdate.merge(base, copy.deepcopy(pillar), strategy="recurse")
+    pillar_keys = {"saltcluster": merged, cluster.KEY_SENIORITY_PILLAR: seniority}
     return {
         cluster: {
             "__salt__": {
                 "cp.get_file_str": lambda url: defaults_text,
                 "cp.is_cached": lambda url: "",
-                "pillar.get": lambda key, default=None, unmask=False: merged,
+                "pillar.get": lambda key, default=None, unmask=False: pillar_keys.get(key, default),
                 "mine.get": lambda tgt, fun: mine_get(published(MINE), fun),
                 "network.ip_addrs": lambda include_loopback=False: ["10.5.5.10", "127.0.0.1"],
                 # what cluster.host_info runs: the mine_functions of pillar/mine.sls
@@ -931,14 +946,21 @@ def refusals(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def write_running_block(hosts_file, mine):
-    """The hosts file as the cluster.hosts state leaves it after a render
-    of ``mine``: its own markers (read from the SLS) around the block."""
+def write_hosts_block(hosts_file, block):
+    """The hosts file as the cluster.hosts state leaves it, with ``block``
+    between its own markers (read from the SLS)."""
     sls = HOSTS_SLS.read_text()
     start = re.search(r"marker_start: '([^']*)'", sls).group(1)
     end = re.search(r"marker_end: '([^']*)'", sls).group(1)
-    block = cluster.hosts_block(mine=published(mine))
     hosts_file.write_text(f"127.0.0.1 localhost\n10.5.5.10 master\n{start}\n{block}\n{end}\n")
+
+
+def render_on(host):
+    """Render as ``host`` does: its minion id, its interfaces' addresses."""
+    cluster.__opts__["id"] = host
+    cluster.__grains__.update(id=host, host=host)
+    addrs = list(MINE[host]["addrs"]) if host in MINE else []
+    cluster.__salt__["network.ip_addrs"] = lambda include_loopback=False: addrs
 
 
 NODE2_KEY = host_key("ssh-ed25519", "node2")
@@ -1021,11 +1043,11 @@ FORGED_NEWCOMERS = {
 
 
 @pytest.mark.parametrize("minion_id,bad", FORGED_NEWCOMERS.values(), ids=FORGED_NEWCOMERS)
-def test_forged_newcomer_dropped_alone(caplog, hosts_file, minion_id, bad):
+def test_forged_newcomer_dropped_alone(caplog, seniority, minion_id, bad):
     """A new id with a free address of its own, whose name is no plain
-    distinct host name: refused, every existing member unchanged (the
-    running block knows node1)."""
-    write_running_block(hosts_file, MINE)
+    distinct host name: refused, every existing member unchanged (node1's
+    key was accepted before Node1's)."""
+    seniority[minion_id] = JOINED
     expected = renders(MINE)
     caplog.clear()
     entry = dict(copy.deepcopy(MINE["node10"]), host=minion_id, addrs=["10.5.5.40"])
@@ -1055,36 +1077,80 @@ def test_honest_newcomer_joins():
     assert cluster.hostfile(mine=published(mine)) == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
 
 
-def test_address_of_a_running_member_stays_with_it(caplog, hosts_file):
-    """node2, then a new id, claim node1's address: the running block on this
-    host says 10.5.5.9 is node1's, so node1 keeps it and both claims go."""
-    write_running_block(hosts_file, MINE)
+def test_address_of_an_older_member_stays_with_it(caplog, seniority):
+    """node2, then a new id, claim node1's address: the master accepted
+    node1's key before either of theirs, so node1 keeps 10.5.5.9 and both
+    claims go."""
+    seniority["node3"] = JOINED
     expected = renders(without("node2"))
     forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
     assert renders(forged) == expected
     assert any("node2" in m and "10.5.5.9" in m and "node1 keeps it" in m for m in refusals(caplog))
+    assert any("its minion key was accepted first" in m for m in refusals(caplog))
     forged["node3"] = dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.9"])
     assert renders(forged) == expected
 
 
-def test_address_contest_on_a_fresh_host_drops_every_claimant(caplog):
-    """No running block, neither claimant this host nor network:master_host:
-    nothing tells the honest one apart, so neither is used (logged), and
-    the rest renders (the limit of what the mine can prove)."""
+def test_a_claimant_the_pillar_does_not_list_is_the_newer(caplog, seniority):
+    """The pillar lists every key the master had accepted when it compiled
+    it: a claimant missing from it (accepted since) is newer than any
+    listed one, so node1 keeps its address against it."""
+    mine = with_entry("node3", dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.9"]))
+    assert "node3" not in seniority
+    assert renders(mine) == renders(MINE)
+    assert any("node3" in m and "10.5.5.9" in m and "node1 keeps it" in m for m in refusals(caplog))
+
+
+NO_SENIORITY = {
+    # this host's pillar has none (salt-call --local, another key cache driver)
+    "none-published": {},
+    # both keys accepted at the same time
+    "equal": dict(SENIORITY, node2=SENIORITY["node1"]),
+    # neither claimant listed, the others are
+    "neither-listed": {k: v for k, v in SENIORITY.items() if k not in ("node1", "node2")},
+    # the pillar's time for one of them is no number
+    "unreadable": dict(SENIORITY, node1="early"),
+}
+
+
+@pytest.mark.parametrize("seniority", NO_SENIORITY.values(), ids=NO_SENIORITY)
+def test_address_contest_without_seniority_drops_every_claimant(caplog, seniority):
+    """Seniority does not tell node1 and node2 apart, and neither is this
+    host nor network:master_host: nothing tells the honest one apart, so
+    neither is used (logged), and the rest renders."""
     forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
     assert renders(forged) == renders(without("node1", "node2"))
     assert any("10.5.5.9" in m and "nobody keeps it" in m for m in refusals(caplog))
 
 
-def test_master_host_keeps_its_address_and_name_on_a_fresh_host():
-    """Rendered on the gateway with no running block: the member pillar names
-    network:master_host wins a contest for its address or name."""
-    cluster.__opts__["id"] = "gateway"
-    cluster.__salt__["network.ip_addrs"] = lambda include_loopback=False: ["10.5.5.1", "10.0.2.5", "127.0.0.1"]
+@pytest.mark.parametrize(
+    "seniority",
+    [{}, {name: ACCEPTED for name in [*MINE, "Master"]}],
+    ids=["none-published", "all-at-once"],
+)
+def test_master_host_keeps_its_address_and_name_without_seniority(seniority):
+    """Rendered on the gateway, with no seniority to tell the claimants
+    apart: the member pillar names network:master_host wins a contest for
+    its address or name."""
+    render_on("gateway")
     expected = renders(without("node2"))
     assert renders(with_entry("node2", forged_node2(addrs=["10.5.5.10"]))) == expected
     impostor = dict(copy.deepcopy(MINE["node10"]), host="Master", addrs=["10.5.5.40"])
     assert renders(with_entry("Master", impostor)) == renders(MINE)
+
+
+@pytest.mark.parametrize("host,addr,keeper", [("gateway", "10.5.5.10", "master"), ("node1", "10.5.5.9", "node1")])
+def test_newcomer_claiming_the_masters_or_this_hosts_address_is_refused(caplog, seniority, host, addr, keeper):
+    """A new id claims the master's address (rendered on the gateway: the
+    master's key is older) or this host's own (rendered on node1: its own
+    entry): refused, every member as it was."""
+    render_on(host)
+    seniority["node3"] = JOINED
+    expected = renders(MINE)
+    caplog.clear()
+    mine = with_entry("node3", dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=[addr]))
+    assert renders(mine) == expected
+    assert any("node3" in m and addr in m and f"{keeper} keeps it" in m for m in refusals(caplog)), refusals(caplog)
 
 
 def test_this_hosts_address_is_never_given_to_another(caplog):
@@ -1096,12 +1162,86 @@ def test_this_hosts_address_is_never_given_to_another(caplog):
     assert any("node3" in m and "10.5.5.10" in m for m in refusals(caplog))
 
 
-def test_running_block_cannot_be_named_by_the_mine(hosts_file):
-    """Only the block between the markers counts: a static line of the
-    hosts file outside it is no claim to an address."""
+ATTACKS = {
+    # (attacker id, its entry): a new id registered with the join token, a
+    # member accepted after node2, and a new id claiming node2's name
+    "newcomer-takes-the-address": ("node3", dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.18"])),
+    "later-member-takes-the-address": ("node10", dict(copy.deepcopy(MINE["node10"]), addrs=["10.5.5.18"])),
+    "newcomer-takes-the-name": ("NODE2", dict(copy.deepcopy(MINE["node10"]), host="NODE2", addrs=["10.5.5.40"])),
+}
+
+
+@pytest.mark.parametrize("host", ["master", "gateway", "node1", "node2"])
+@pytest.mark.parametrize("attacker,entry", ATTACKS.values(), ids=ATTACKS)
+def test_a_later_member_cannot_evict_an_older_one(caplog, seniority, hosts_file, host, attacker, entry):
+    """An attacker whose key the master accepted after node2's claims
+    node2's address (or name): node2 stays a member on every host, one that
+    has no /etc/hosts block at all too, and the attacker is refused with a
+    message naming the value."""
+    render_on(host)
+    seniority[attacker] = seniority.get(attacker, JOINED)
+    assert seniority[attacker] > seniority["node2"] and not hosts_file.exists()
+    caplog.clear()
+    mine = with_entry(attacker, entry)
+    ids = [m["id"] for m in cluster.members(mine=published(mine))]
+    assert "node2" in ids and attacker not in ids
+    assert "10.5.5.18 node2" in cluster.hosts_block(mine=published(mine)).splitlines()
+    value = "node2" if attacker == "NODE2" else "10.5.5.18"
+    assert any(
+        repr(attacker) in m and value in m and "node2 keeps it" in m for m in refusals(caplog)
+    ), refusals(caplog)
+
+
+def test_the_hosts_file_decides_nothing(caplog, seniority, hosts_file):
+    """The members block in this host's hosts file is output, not a
+    record: a block (or a static line) giving node1's address to node2
+    changes no verdict either way."""
+    write_hosts_block(hosts_file, "10.5.5.9 node2\n10.5.5.18 node2")
+    forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
+    assert renders(forged) == renders(without("node2"))
+    assert any("node2" in m and "node1 keeps it" in m for m in refusals(caplog))
+    seniority.clear()
     hosts_file.write_text("10.5.5.9 node2\n")
+    assert renders(forged) == renders(without("node1", "node2"))
+
+
+@pytest.mark.parametrize(
+    "seniority,logged",
+    [
+        ("not a mapping", "'not a mapping', not a mapping"),
+        (["node1", "node2"], "not a mapping"),
+        ({**SENIORITY, "node1": True}, "'node1' the time True"),
+        ({**SENIORITY, "node1": float("nan")}, "'node1' the time nan"),
+        ({**SENIORITY, "node1": -1}, "'node1' the time -1"),
+        ({**SENIORITY, "node1": {"mtime": 1}}, "'node1' the time {'mtime': 1}"),
+    ],
+    ids=["string", "list", "bool", "nan", "negative", "mapping"],
+)
+def test_a_malformed_seniority_pillar_picks_no_one(caplog, seniority, logged):
+    """A seniority value that is no mapping is ignored, an id's time that is
+    no number of epoch seconds is unknown (both logged): that contest falls
+    to the next rule, here nobody."""
     forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
     assert renders(forged) == renders(without("node1", "node2"))
+    assert any(cluster.KEY_SENIORITY_PILLAR in m and logged in m for m in refusals(caplog)), refusals(caplog)
+
+
+def test_seniority_is_read_once_and_only_for_a_contest(seniority):
+    reads = []
+    pillar_get = cluster.__salt__["pillar.get"]
+
+    def counting(key, default=None, unmask=False):
+        reads.append(key)
+        return pillar_get(key, default, unmask)
+
+    cluster.__salt__["pillar.get"] = counting
+    cluster.members(mine=published(MINE))
+    assert cluster.KEY_SENIORITY_PILLAR not in reads
+    forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
+    forged["Node1"] = dict(copy.deepcopy(MINE["node10"]), host="Node1", addrs=["10.5.5.9"])
+    seniority["Node1"] = JOINED
+    cluster.members(mine=published(forged))
+    assert reads.count(cluster.KEY_SENIORITY_PILLAR) == 1
 
 
 @pytest.mark.parametrize("pillar", [{"network": {"cidr": "127.0.0.0/8"}}])

@@ -6,6 +6,7 @@ Modules, each calling only those listed before it:
     base      LabError, say, run, need_root
     config    paths, lab/topology.yaml, the kernels, the image's contents, timeouts
     figures   figures.json (what the lab measured) and the benchmarks' results table
+    picture   the mandel picture: a PGM read strictly, written as a PNG
     keys      the lab's ssh key, the minions' keys, the join token (0600 files)
     build     the UML kernel and the Debian image, cached by their inputs
     network   the network namespace, its bridges and the hosts' taps

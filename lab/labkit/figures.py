@@ -2,6 +2,7 @@
 times, boot times, the first highstate, peak memory), and the results table
 the benchmarks print and write."""
 
+import contextlib
 import json
 import statistics
 
@@ -20,6 +21,31 @@ def record(metric, value):
     data[metric] = round(value, 2)
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     FIGURES.write_text(json.dumps(data, indent=1))
+
+
+# What happened during a run, line by line, for a summary (the demo's):
+# remote and ops note each wait's rounds, every timeout (above all those a
+# wait swallows and goes on after), every frozen guest and reboot, and the
+# caller that wants them reads them from `journal()`.  With no journal
+# open, a note goes nowhere.
+_JOURNALS = []
+
+
+@contextlib.contextmanager
+def journal():
+    """A list that collects every `note` made while the block runs, in order."""
+    lines = []
+    _JOURNALS.append(lines)
+    try:
+        yield lines
+    finally:
+        _JOURNALS[:] = [j for j in _JOURNALS if j is not lines]
+
+
+def note(line):
+    """Add LINE to every open journal."""
+    for lines in _JOURNALS:
+        lines.append(line)
 
 
 class Table:

@@ -36,6 +36,7 @@ def build(only=None):
 def _rebooter(kernel, image):
     def reboot(name):  # a guest frozen at boot: boot it again, fresh
         say(f"{name}: rebooting it, fresh")
+        figures.note(f"{name}: rebooted, fresh (killed, its disk dropped, booted again)")
         with contextlib.suppress(OSError, TypeError):
             os.killpg(hosts.running(name), signal.SIGKILL)
         (hosts.hostdir(name) / "disk.cow").unlink(missing_ok=True)
@@ -61,6 +62,7 @@ def up():
             hosts.boot(name, spec, kernel, image)
             booted.append(name)
     say(f"booting {', '.join(booted) or 'nothing (all up)'}")
+    figures.note(f"up: booted {', '.join(booted)}, each from a fresh disk" if booted else "up: every host was running")
     remote.wait_ssh(list(hosts.specs()), time.monotonic() + config.SSH_UP_TIMEOUT)
     t_ssh = time.monotonic() - t0
     remote.wait_minions(hosts.minions(), time.monotonic() + config.SALT_UP_TIMEOUT,
@@ -277,4 +279,6 @@ def mpi_run(*args, timeout=config.MPI_TIMEOUT):
     ret = remote.salt_json(["master", "mpi.run", *args, f"timeout={timeout}"], check=False).get("master", {})
     if isinstance(ret, dict) and ret.get("timed_out"):
         say(f"mpi.run {' '.join(args)} timed out after {timeout} s")
+        figures.note(f"mpi.run {' '.join(args)}: timed out after {timeout} s (retcode {ret.get('retcode')}, "
+                     f"processes killed per host: {ret.get('killed')})")  # fmt: skip
     return ret

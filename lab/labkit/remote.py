@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from labkit import config, hosts, keys
+from labkit import config, figures, hosts, keys
 from labkit.base import LabError, run, say
 
 
@@ -37,16 +37,27 @@ def guest_time(node, command, timeout=900):
 
 def wait_ssh(names, deadline):
     pending = set(names)
+    started, rounds = time.monotonic(), 0
     while pending and time.monotonic() < deadline:
+        rounds += 1
         for name in sorted(pending):
             if not hosts.running(name):
                 raise LabError(f"{name} died while booting: see {hosts.hostdir(name) / 'console.log'}")
-            if ssh(name, "true", timeout=config.SSH_PROBE_TIMEOUT).returncode == 0:
+            try:
+                answered = ssh(name, "true", timeout=config.SSH_PROBE_TIMEOUT).returncode == 0
+            except subprocess.TimeoutExpired:
+                figures.note(f"ssh: {name} ran nothing in {config.SSH_PROBE_TIMEOUT} s (probe round {rounds})")
+                raise
+            if answered:
                 pending.discard(name)
         if pending:
             time.sleep(1)
     if pending:
+        figures.note(f"ssh: no answer from {', '.join(sorted(pending))} after {rounds} probe rounds")
         raise LabError(f"no ssh from {', '.join(sorted(pending))} in time: see their console.log in {config.RUN}/hosts")
+    if names:
+        figures.note(f"ssh: {', '.join(names)} answering after {time.monotonic() - started:.1f} s "
+                     f"({rounds} probe round{'s' if rounds != 1 else ''})")  # fmt: skip
 
 
 def salt(args, timeout=config.SALT_CALL_TIMEOUT, check=True):
@@ -102,12 +113,13 @@ def _frozen(name):
         ssh(name, "true", timeout=config.FROZEN_PROBE_TIMEOUT)
         return False
     except subprocess.TimeoutExpired:
-        pid = hosts.running(name)
+        pid, detail = hosts.running(name), ""
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            say(f"{name}: frozen (no answer in {config.FROZEN_PROBE_TIMEOUT} s); its UML kernel pid {pid} is in "
-                f"state {fields[0]}, {cpu:.0f} s of CPU")  # fmt: skip
+            detail = f"; its UML kernel pid {pid} is in state {fields[0]}, {cpu:.0f} s of CPU"
+            say(f"{name}: frozen (no answer in {config.FROZEN_PROBE_TIMEOUT} s){detail}")
+        figures.note(f"{name}: frozen (ssh ran nothing in {config.FROZEN_PROBE_TIMEOUT} s){detail}")
         return True
 
 
@@ -116,7 +128,7 @@ def wait_minions(names, deadline, revive=None):
     still silent after FROZEN_AFTER seconds that is found frozen is handed
     to REVIVE (once per host), and the wait starts over for it."""
     pending = set(names)
-    started, revived = time.monotonic(), set()
+    started, revived, rounds = time.monotonic(), set(), 0
     ping = f"salt --out=json --static --timeout={config.PING_TIMEOUT} '*' test.ping"
     while time.monotonic() < deadline:
         if revive and time.monotonic() - started > config.FROZEN_AFTER:
@@ -125,14 +137,24 @@ def wait_minions(names, deadline, revive=None):
                     revived.add(name)
                     revive(name)
                     deadline = max(deadline, time.monotonic() + config.SALT_UP_TIMEOUT)
+        rounds += 1
         try:
             res = ssh("master", ping, timeout=config.PING_SSH_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            continue  # a busy master (e.g. running join orchestrations)
-        with contextlib.suppress(json.JSONDecodeError):
+        except subprocess.TimeoutExpired:  # a busy master (e.g. running join orchestrations)
+            figures.note(f"minions: test.ping round {rounds} got no answer in {config.PING_SSH_TIMEOUT} s; "
+                         "waiting on")  # fmt: skip
+            continue
+        try:
             answered = {k for k, v in json.loads(res.stdout or "{}").items() if v is True}
+        except json.JSONDecodeError:
+            figures.note(f"minions: test.ping round {rounds} answered no JSON (exit {res.returncode}); waiting on")
+        else:
             pending = set(names) - answered
             if not pending:
+                secs, plural = time.monotonic() - started, "s" if rounds != 1 else ""
+                figures.note(f"minions: {', '.join(names)} answering test.ping after {secs:.1f} s "
+                             f"({rounds} round{plural})")  # fmt: skip
                 return
         time.sleep(2)
+    figures.note(f"minions: {', '.join(sorted(pending))} not answering after {rounds} test.ping rounds")
     raise LabError(f"minions not answering: {', '.join(sorted(pending))}")

@@ -1,7 +1,10 @@
 """labkit's pure parts (no root, no lab): the topology and the hosts it
 gives, the image's cache key, the saltlab command line's mapping to the API,
-secrets written 0600."""
+secrets written 0600, and what the waits, reboots and jobs note for a
+summary."""
 
+import os
+import re
 import stat
 import subprocess
 import sys
@@ -14,7 +17,7 @@ from tests.conftest import REPO
 if str(REPO / "lab") not in sys.path:
     sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import build, cli, config, demo, hosts, keys, ops  # noqa: E402
+from labkit import build, cli, config, demo, figures, hosts, keys, ops, remote  # noqa: E402
 from labkit.base import LabError  # noqa: E402
 
 RAW = yaml.safe_load((REPO / "lab/topology.yaml").read_text())
@@ -249,3 +252,115 @@ def test_highstate_counts_changes_and_failures(master_calls, monkeypatch):
     secs, changed, failed = ops.highstate()
     assert changed == 1
     assert failed == ["master: no return", "node1: b: broke", "node2: Minion did not return. [No response]"]
+
+
+def _done(rc=0, stdout=""):
+    return subprocess.CompletedProcess("ssh", rc, stdout=stdout, stderr="")
+
+
+def test_wait_minions_notes_every_round_it_goes_on_after_and_every_frozen_guest(monkeypatch):
+    """The rounds a wait swallows (no answer over ssh, no JSON) and a guest
+    found frozen each make a line; so does the wait's end, with its count."""
+    names = ["gateway", "master", "node1", "node2"]
+    pings = [
+        subprocess.TimeoutExpired("ssh", config.PING_SSH_TIMEOUT),
+        _done(1, "Salt request timed out. The master is not responding.\n"),
+        _done(0, '{"gateway": true, "master": true, "node1": false, "node2": true}'),
+        _done(0, '{"gateway": true, "master": true, "node1": true, "node2": true}'),
+    ]
+
+    def ssh(name, command, timeout=None, capture=True, check=False):
+        if command == "true":  # the frozen probe: node1 runs nothing
+            if name == "node1":
+                raise subprocess.TimeoutExpired("ssh", timeout)
+            return _done()
+        assert name == "master" and command.endswith("'*' test.ping")
+        answer = pings.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    revived = []
+    monkeypatch.setattr(remote, "ssh", ssh)
+    monkeypatch.setattr(remote.hosts, "running", lambda name: os.getpid())
+    monkeypatch.setattr(remote.time, "sleep", lambda secs: None)
+    monkeypatch.setattr(config, "FROZEN_AFTER", -1)
+    with figures.journal() as lines:
+        remote.wait_minions(names, remote.time.monotonic() + 60, revive=revived.append)
+    assert revived == ["node1"] and pings == []
+    assert re.fullmatch(rf"node1: frozen \(ssh ran nothing in {config.FROZEN_PROBE_TIMEOUT} s\); "
+                        rf"its UML kernel pid {os.getpid()} is in state \w, \d+ s of CPU", lines[0])  # fmt: skip
+    assert lines[1:] == [
+        f"minions: test.ping round 1 got no answer in {config.PING_SSH_TIMEOUT} s; waiting on",
+        "minions: test.ping round 2 answered no JSON (exit 1); waiting on",
+        "minions: gateway, master, node1, node2 answering test.ping after 0.0 s (4 rounds)",
+    ]
+
+
+def test_wait_minions_that_runs_out_says_how_many_rounds_it_tried(monkeypatch):
+    monkeypatch.setattr(remote, "ssh", lambda *a, **kw: _done(0, '{"node1": false}'))
+    monkeypatch.setattr(remote.time, "sleep", lambda secs: None)
+    with figures.journal() as lines, pytest.raises(LabError, match="minions not answering: node1"):
+        remote.wait_minions(["node1"], remote.time.monotonic() + 0.05)
+    assert re.fullmatch(r"minions: node1 not answering after \d+ test.ping rounds", lines[-1])
+
+
+def test_wait_ssh_notes_its_rounds_and_a_probe_that_hangs(monkeypatch):
+    answers = {"node1": [0], "node2": [255, 255, 0]}
+    monkeypatch.setattr(remote, "ssh", lambda name, command, timeout=None: _done(answers[name].pop(0)))
+    monkeypatch.setattr(remote.hosts, "running", lambda name: 4242)
+    monkeypatch.setattr(remote.time, "sleep", lambda secs: None)
+    with figures.journal() as lines:
+        remote.wait_ssh(["node1", "node2"], remote.time.monotonic() + 60)
+    assert lines == ["ssh: node1, node2 answering after 0.0 s (3 probe rounds)"]
+
+    def hangs(name, command, timeout=None):
+        raise subprocess.TimeoutExpired("ssh", timeout)
+
+    monkeypatch.setattr(remote, "ssh", hangs)
+    with figures.journal() as lines, pytest.raises(subprocess.TimeoutExpired):
+        remote.wait_ssh(["node1"], remote.time.monotonic() + 60)
+    assert lines == [f"ssh: node1 ran nothing in {config.SSH_PROBE_TIMEOUT} s (probe round 1)"]
+    with figures.journal() as lines, pytest.raises(LabError, match="no ssh from node1 in time"):
+        remote.wait_ssh(["node1"], remote.time.monotonic() - 1)
+    assert lines == ["ssh: no answer from node1 after 0 probe rounds"]
+
+
+def test_up_notes_what_it_booted_and_the_rebooter_each_reboot(tmp_path, monkeypatch):
+    booted, waits = [], []
+    monkeypatch.setattr(config, "RUN", tmp_path)
+    monkeypatch.setattr(ops, "need_root", lambda: None)
+    monkeypatch.setattr(ops, "build_kernel", lambda: "linux")
+    monkeypatch.setattr(ops, "build_image", lambda: "image")
+    monkeypatch.setattr(ops.network, "up", lambda: None)
+    monkeypatch.setattr(ops.hosts, "running", lambda name: None)
+    monkeypatch.setattr(ops.hosts, "boot", lambda name, spec, kernel, image: booted.append(name))
+    monkeypatch.setattr(ops.remote, "wait_ssh", lambda names, deadline: waits.append(("ssh", names)))
+    monkeypatch.setattr(ops.remote, "wait_minions", lambda names, deadline, revive: waits.append(("salt", revive)))
+    monkeypatch.setattr(ops.figures, "record", lambda metric, value: None)
+    monkeypatch.setattr(ops.os, "killpg", lambda pid, sig: None)
+    with figures.journal() as lines:
+        assert ops.up() == 0
+        revive = waits[-1][1]
+        revive("node1")
+    assert booted == [*RAW["hosts"], "node1"]
+    assert waits[-1] == ("ssh", ["node1"])
+    assert lines == [
+        "up: booted gateway, master, node1, node2, client, each from a fresh disk",
+        "node1: rebooted, fresh (killed, its disk dropped, booted again)",
+    ]
+
+
+def test_mpi_run_notes_a_job_that_timed_out(monkeypatch):
+    ret = {"retcode": 124, "timed_out": True, "killed": {"localhost": 3, "node1": 2}}
+    monkeypatch.setattr(ops.remote, "salt_json", lambda args, check=True: {"master": ret})
+    with figures.journal() as lines:
+        assert ops.mpi_run("cpi", "np=4") == ret
+    assert lines == [
+        f"mpi.run cpi np=4: timed out after {config.MPI_TIMEOUT} s (retcode 124, "
+        "processes killed per host: {'localhost': 3, 'node1': 2})"
+    ]
+    monkeypatch.setattr(ops.remote, "salt_json", lambda args, check=True: {"master": {"retcode": 0}})
+    with figures.journal() as lines:
+        ops.mpi_run("cpi")
+    assert lines == []

@@ -56,7 +56,7 @@ def bounds(lab, highstated):
     back = interval * pass_after + CHECK_BOUND + ORCH_BOUND
     print(f"\nhealth: every {interval} s, drained after {fail_after} failures, back after {pass_after} passes: "
           f"bound {drain} s to drain, {back} s to come back")  # fmt: skip
-    return {"interval": interval, "drain": drain, "back": back}
+    return {"interval": interval, "fail_after": fail_after, "drain": drain, "back": back}
 
 
 def listed(name):
@@ -215,3 +215,68 @@ def test_every_compute_node_without_nginx_never_empties_the_upstream(bounds):
     for node in COMPUTE:
         wait_for(lambda node=node: claim(node).get("state") == "serving" or claim(node), bounds["back"],
                  f"{node} serving again", every=never_empty)  # fmt: skip
+
+
+def test_node1_without_its_home_leaves_the_hostfile_and_comes_back_when_remounted(bounds):
+    """The shared home unmounted on node1: its nfs_home and home_writable
+    checks fail, node1 is drained (out of the hostfile: mpi.run places no
+    rank there; out of the upstream), cluster.status says so in the table
+    and in JSON; mounted again (its fstab line, as cluster.nfs.client
+    wrote it), node1 comes back."""
+    rc, _, err = sh("node1", "umount -l /home/jobhandler")
+    assert rc == 0, err
+    try:
+        took = wait_for(lambda: out_of_both("node1"), bounds["drain"], "node1 out of the hostfile and the upstream")
+        print(f"\nhealth: node1 without its home drained after {took:.1f} s (bound {bounds['drain']} s)")
+        found = claim("node1")
+        assert found["state"] == "drained" and "nfs_home" in found["failed"], found
+        ret = ops.mpi_run("hellow", "np=2", "ppn=1")
+        assert ret["retcode"] == 0 and ret["hosts"] == ["node2"], ret
+        assert "on node1" not in ret["stdout"], ret["stdout"]
+        row = status_rows()["node1"]
+        assert row["serves"] == "drained" and row["healthy"] is False, row
+        assert row["hostfile"] == {"master": None}, row
+        assert re.search(r"^node1 .* FAIL \S*nfs_home\S* +DRAINED ", remote.salt_run(["cluster.status"]).stdout, re.M)
+    finally:
+        rc, _, err = sh("node1", "mountpoint -q /home/jobhandler || mount /home/jobhandler")
+    assert rc == 0, err
+    took = wait_for(lambda: in_both("node1"), bounds["back"], "node1 back in the hostfile and the upstream")
+    print(f"\nhealth: node1 remounted back in both after {took:.1f} s (bound {bounds['back']} s)")
+    assert status_rows()["node1"]["serves"] == "serving"
+    ret = ops.mpi_run("hellow", "np=2", "ppn=1")
+    assert ret["retcode"] == 0 and ret["hosts"] == ["node1", "node2"], ret
+
+
+def local_claim(node):
+    """NODE's health record as its minion keeps it (read over ssh, not
+    through the master)."""
+    rc, out, err = sh(node, "cat /var/cache/salt/minion/saltcluster/health.json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_the_salt_master_briefly_unreachable_drains_nothing(bounds):
+    """salt-master stopped for longer than fail_after checks: the compute
+    nodes' checks do not depend on it, so their records stay serving (read
+    on the nodes themselves) and both stay in both files; once it is back,
+    their claims in the mine say serving."""
+    # longer than the failures in a row that drain a node
+    outage = bounds["interval"] * (bounds["fail_after"] + 2)
+    rc, _, err = sh("master", "systemctl stop salt-master")
+    assert rc == 0, err
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < outage:
+            for node in COMPUTE:
+                record = local_claim(node)
+                assert record["state"] == "serving", (node, record)
+            time.sleep(POLL * 2)
+    finally:
+        rc, _, err = sh("master", "systemctl start salt-master")
+    assert rc == 0, err
+    for node in COMPUTE:
+        assert in_both(node) is True
+    for node in COMPUTE:
+        wait_for(lambda node=node: claim(node).get("state") == "serving" or claim(node), bounds["back"],
+                 f"{node}'s claim in the mine after the master is back")  # fmt: skip
+    assert {n: status_rows()[n]["serves"] for n in COMPUTE} == {"node1": "serving", "node2": "serving"}

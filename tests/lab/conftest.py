@@ -9,6 +9,8 @@ for the next run (`lab/saltlab down` stops it)."""
 import os
 import sys
 
+import time
+
 import pytest
 
 from tests.conftest import REPO
@@ -83,9 +85,10 @@ class SteadyLoad:
     SECONDS (one request at a time, at most one every 50 ms): a thread runs
     it; `result()` waits and returns (requests, failures, answers by node)."""
 
+    STOP_FILE = "/tmp/saltcluster-steady-load.stop"
     SCRIPT = (
-        "end=$((SECONDS+{secs})); "
-        "while [ $SECONDS -lt $end ]; do "
+        "rm -f {stop}; end=$((SECONDS+{secs})); "
+        "while [ $SECONDS -lt $end ] && [ ! -e {stop} ]; do "
         "r=$(curl -s --max-time 15 -w ' %{{http_code}}' {url} | tr '\\n' ' '); "
         "echo \"${{r:-none 000}}\"; "
         "sleep 0.05; done"
@@ -98,10 +101,18 @@ class SteadyLoad:
         self._out = []
         self._thread = threading.Thread(
             target=lambda: self._out.append(
-                sh("client", self.SCRIPT.format(secs=seconds, url=lb_url()), timeout=seconds + 60)
+                sh("client", self.SCRIPT.format(secs=seconds, url=lb_url(), stop=self.STOP_FILE), timeout=seconds + 60)
             )
         )
         self._thread.start()
+
+    def stop_after(self, seconds):
+        """End the load SECONDS from now (before its full length): the
+        requests around a change are what the test is about, not the wait
+        for the bound."""
+        time.sleep(seconds)
+        rc, _, err = sh("client", f"touch {self.STOP_FILE}")
+        assert rc == 0, err
 
     def result(self):
         self._thread.join(self.seconds + 90)

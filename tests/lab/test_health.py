@@ -31,6 +31,9 @@ CHECK_BOUND = 20
 # with room for a busy one-vCPU guest.
 ORCH_BOUND = 90
 POLL = 2
+# the load goes on this long after the files changed: the gateway's reload
+# and the requests right after it
+LOAD_AFTER = 10
 
 
 def settings():
@@ -145,7 +148,11 @@ def test_a_check_that_fails_once_drains_nothing(bounds):
     nginx("node2", "stop")
     time.sleep(max(bounds["interval"] - 3, 1))
     nginx("node2", "start")
-    deadline = time.monotonic() + bounds["drain"]
+    # node2's own claim flips first (the files follow the claims, never
+    # anything else): had the one failure counted, the claim would say
+    # drained by fail_after checks later, each a whole interval apart, plus
+    # one check's own time; watched for one check more than that
+    deadline = time.monotonic() + bounds["interval"] * (bounds["fail_after"] + 1) + CHECK_BOUND
     while time.monotonic() < deadline:
         assert in_both("node2") is True
         assert claim("node2").get("state") == "serving", claim("node2")
@@ -160,6 +167,7 @@ def test_node2_without_nginx_is_drained_under_load_with_no_failed_request(bounds
     took = wait_for(lambda: out_of_both("node2"), bounds["drain"], "node2 out of the upstream and the hostfile")
     print(f"\nhealth: node2 without nginx out of the upstream and the hostfile after {took:.1f} s "
           f"(bound {bounds['drain']} s)")  # fmt: skip
+    load.stop_after(LOAD_AFTER)
     sent, failed, by_node = load.result()
     assert sent > 20 and failed == [], (sent, failed, by_node)
     # its own claim, and still a member: /etc/hosts, known_hosts, the export
@@ -184,6 +192,7 @@ def test_node2_with_nginx_again_comes_back(bounds):
     nginx("node2", "start")
     took = wait_for(lambda: in_both("node2"), bounds["back"], "node2 back in the upstream and the hostfile")
     print(f"\nhealth: node2 with nginx again back in both after {took:.1f} s (bound {bounds['back']} s)")
+    load.stop_after(LOAD_AFTER)
     sent, failed, by_node = load.result()
     assert sent > 20 and failed == [], (sent, failed, by_node)
     assert claim("node2")["state"] == "serving"

@@ -9,6 +9,10 @@ from collections import Counter
 from tests.lab.conftest import sh
 
 RUNS = 30
+# mpi.run's own path (salt CLI, the module, mpiexec) is run fewer times:
+# each run costs a salt round trip, and the hang is MPICH's, which the 30
+# bare runs below count
+MPI_RUN_RUNS = 10
 PLACED = re.compile(r"^Process (\d+) of 4 is on (\S+)$", re.M)
 
 
@@ -21,18 +25,18 @@ def test_mpich_is_debian_13s(lab, highstated):
     assert rc == 0 and 'VERSION_ID="13"' in out and re.search(r"MPICH Version:\s+4\.2\.", out), out
 
 
-def test_mpi_run_cpi_thirty_times_without_a_hang(lab, highstated):
+def test_mpi_run_cpi_ten_times_without_a_hang(lab, highstated):
     # one ssh, one salt CLI call per job, each job run once with its own
     # bounded timeout; the loop's own bound covers all of them
     script = (
-        f"for i in $(seq {RUNS}); do "
+        f"for i in $(seq {MPI_RUN_RUNS}); do "
         "salt --static --out=json master mpi.run cpi np=4 timeout=30 | tr -d '\\n'; echo; done"
     )
-    rc, out, err = sh("master", script, timeout=RUNS * 90)
+    rc, out, err = sh("master", script, timeout=MPI_RUN_RUNS * 90)
     rets = [json.loads(line).get("master") for line in out.splitlines() if line.strip()]
-    assert len(rets) == RUNS, (out[-2000:], err[-2000:])
+    assert len(rets) == MPI_RUN_RUNS, (out[-2000:], err[-2000:])
     bad = [r for r in rets if not isinstance(r, dict) or r.get("retcode") != 0 or r.get("timed_out")]
-    assert bad == [], f"{len(bad)} of {RUNS} runs failed or timed out: {bad[:2]}"
+    assert bad == [], f"{len(bad)} of {MPI_RUN_RUNS} runs failed or timed out: {bad[:2]}"
     for ret in rets:
         assert "pi is approximately 3.14159" in ret["stdout"], ret
         assert _placement(ret["stdout"]) == {"node1": 2, "node2": 2}, ret["stdout"]

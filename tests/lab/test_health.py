@@ -288,4 +288,10 @@ def test_the_salt_master_briefly_unreachable_drains_nothing(bounds):
     for node in COMPUTE:
         wait_for(lambda node=node: claim(node).get("state") == "serving" or claim(node), bounds["back"],
                  f"{node}'s claim in the mine after the master is back")  # fmt: skip
-    assert {n: status_rows()[n]["serves"] for n in COMPUTE} == {"node1": "serving", "node2": "serving"}
+    # cluster.status asks the minions again: the first call right after the
+    # restart can find a minion not yet reconnected (its row then says no
+    # claim, never drained); within the bound every row says serving
+    serves = lambda: {n: status_rows()[n]["serves"] for n in COMPUTE}  # noqa: E731
+    took = wait_for(lambda: serves() == {"node1": "serving", "node2": "serving"} or serves(), bounds["back"],
+                    "cluster.status saying both serve after the master is back")  # fmt: skip
+    print(f"\nhealth: cluster.status says both serve {took:.1f} s after the claims did")

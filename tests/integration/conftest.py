@@ -1,6 +1,7 @@
 """A real salt-master with four real minions on loopback (gateway, master,
 node1, node2), serving this repository's tree, pillar and modules."""
 
+import contextlib
 import json
 import pathlib
 import pwd
@@ -77,23 +78,29 @@ def salt_master(salt_factories, pillar_root):
         yield factory
 
 
+@contextlib.contextmanager
+def running_minions(master, roles_by_id, **overrides):
+    """Salt minions of MASTER, one per id of ROLES_BY_ID with those roles as
+    its grain (and OVERRIDES to its config), started one after another and
+    stopped again, every one started, when the block ends."""
+    started = {}
+    try:
+        for mid, roles in roles_by_id.items():
+            factory = master.salt_minion_daemon(
+                mid, overrides={"grains": {"roles": roles}, "enable_fqdns_grains": False, **overrides}
+            )
+            factory.start()
+            started[mid] = factory
+        yield started
+    finally:
+        for factory in started.values():
+            factory.terminate()
+
+
 @pytest.fixture(scope="package")
 def minions(salt_master):
-    factories = {
-        mid: salt_master.salt_minion_daemon(
-            mid, overrides={"grains": {"roles": roles}, "enable_fqdns_grains": False}
-        )
-        for mid, roles in HOSTS.items()
-    }
-    started = []
-    try:
-        for factory in factories.values():
-            factory.start()
-            started.append(factory)
+    with running_minions(salt_master, HOSTS) as factories:
         yield factories
-    finally:
-        for factory in started:
-            factory.terminate()
 
 
 @pytest.fixture(scope="package")

@@ -20,7 +20,7 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import REPO
-from tests.integration.conftest import TEST_USER, ok, published_mine
+from tests.integration.conftest import TEST_USER, ok, published_mine, running_minions
 from tests.integration.test_reactor_security import forge, orchestrations, states_of
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the MPI user writes the hostfile as itself")
@@ -74,17 +74,8 @@ def health_master(salt_factories, health_pillar_root):
 
 @pytest.fixture(scope="module")
 def health_minions(health_master):
-    factories = {}
-    try:
-        for mid, roles in HOSTS.items():
-            factories[mid] = health_master.salt_minion_daemon(
-                mid, overrides={"grains": {"roles": roles}, "enable_fqdns_grains": False}
-            )
-            factories[mid].start()
+    with running_minions(health_master, HOSTS) as factories:
         yield factories
-    finally:
-        for factory in factories.values():
-            factory.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import REPO
-from tests.integration.conftest import published_mine
+from tests.integration.conftest import published_mine, running_minions
 
 MINIONS = ("secnode1", "secnode2")
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -61,24 +61,11 @@ def sec_master(salt_factories, sec_pillar_root):
 
 @pytest.fixture(scope="module")
 def sec_minions(sec_master, scratch):
-    factories = {}
-    try:
-        for mid in MINIONS:
-            (scratch / mid).mkdir(exist_ok=True)
-            (scratch / mid / "hosts").write_text("127.0.0.1 localhost\n")
-            factories[mid] = sec_master.salt_minion_daemon(
-                mid,
-                overrides={
-                    "grains": {"roles": ["compute"]},
-                    "start_event_grains": ["roles"],
-                    "enable_fqdns_grains": False,
-                },
-            )
-            factories[mid].start()
+    for mid in MINIONS:
+        (scratch / mid).mkdir(exist_ok=True)
+        (scratch / mid / "hosts").write_text("127.0.0.1 localhost\n")
+    with running_minions(sec_master, {mid: ["compute"] for mid in MINIONS}, start_event_grains=["roles"]) as factories:
         yield factories
-    finally:
-        for factory in factories.values():
-            factory.terminate()
 
 
 @pytest.fixture(scope="module")

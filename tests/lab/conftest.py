@@ -80,6 +80,17 @@ def sh(node, command, timeout=120):
     return res.returncode, res.stdout, res.stderr
 
 
+
+def lb_answers(n):
+    """The first word of N answers through the gateway from the outside
+    client, one request at a time (None: no answer)."""
+    names = []
+    for _ in range(n):
+        rc, out, _ = sh("client", f"curl -s --max-time 5 {lb_url()}")
+        names.append(out.split()[0] if out.strip() else None)
+    return names
+
+
 class SteadyLoad:
     """A bounded load through the gateway, sent from the outside client for
     SECONDS (one request at a time, at most one every 50 ms): a thread runs

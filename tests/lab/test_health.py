@@ -16,9 +16,9 @@ import time
 
 import pytest
 from labkit import ops, probes, remote
-from labkit.config import address, lb_url
+from labkit.config import address
 
-from tests.lab.conftest import SteadyLoad, sh
+from tests.lab.conftest import SteadyLoad, lb_answers, sh
 
 COMPUTE = ["node1", "node2"]
 # One check's own time on top of the interval: ssh-keyscan -T 3, the
@@ -118,13 +118,6 @@ def nginx(node, verb):
     assert rc == 0, (node, verb, err)
 
 
-def lb_names(n):
-    names = []
-    for _ in range(n):
-        rc, out, _ = sh("client", f"curl -s --max-time 5 {lb_url()}")
-        names.append(out.split()[0] if out.strip() else None)
-    return names
-
 
 @pytest.fixture(scope="module", autouse=True)
 def served_again(lab, highstated, bounds):
@@ -180,7 +173,7 @@ def test_node2_without_nginx_is_drained_under_load_with_no_failed_request(bounds
     # jobs are placed on node1 only; the gateway answers from node1 only
     ret = ops.mpi_run("hellow", "np=2", "ppn=1")
     assert ret["retcode"] == 0 and ret["hosts"] == ["node1"], ret
-    assert set(lb_names(4)) == {"node1"}
+    assert set(lb_answers(4)) == {"node1"}
     row = status_rows()["node2"]
     assert row["serves"] == "drained" and row["hostfile"] == {"master": None} and row["healthy"] is False, row
     assert re.search(r"^node2 .* DRAINED ", remote.salt_run(["cluster.status"]).stdout, re.M)
@@ -196,7 +189,7 @@ def test_node2_with_nginx_again_comes_back(bounds):
     sent, failed, by_node = load.result()
     assert sent > 20 and failed == [], (sent, failed, by_node)
     assert claim("node2")["state"] == "serving"
-    assert set(lb_names(4)) == set(COMPUTE)
+    assert set(lb_answers(4)) == set(COMPUTE)
     assert status_rows()["node2"]["serves"] == "serving"
 
 

@@ -12,9 +12,8 @@ import time
 import pytest
 from labkit import ops, probes, remote
 from labkit.base import LabError
-from labkit.config import lb_url
 
-from tests.lab.conftest import SteadyLoad, sh
+from tests.lab.conftest import SteadyLoad, lb_answers, sh
 
 MEMBERSHIP_TIMEOUT = 600
 
@@ -32,13 +31,6 @@ def wait_until(check, timeout, what):
         time.sleep(3)
     pytest.fail(f"{what} not reached in {timeout} s: {last}")
 
-
-def lb_answers(n):
-    names = []
-    for _ in range(n):
-        rc, out, _ = sh("client", f"curl -s --max-time 5 {lb_url()}")
-        names.append(out.split()[0] if out.strip() else None)
-    return names
 
 
 def mpi_one_rank_per_host():

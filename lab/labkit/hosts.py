@@ -143,7 +143,6 @@ def prepare_share(name, spec):
             "interface": master_addr,
             "worker_threads": 3,
             "timeout": 30,
-            "gather_job_timeout": 30,
             "keep_jobs_seconds": 3600,
             # pillar/top.sls gives every minion of this master, joined ones
             # too, the lab's tuning (pillar/lab.sls) by this flag

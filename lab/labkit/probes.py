@@ -3,6 +3,7 @@ listed (the membership files the states write), the timing floor every
 Salt figure is compared with, and the memory the lab's hosts take."""
 
 import contextlib
+import json
 import re
 from pathlib import Path
 
@@ -46,6 +47,44 @@ def nowhere(names):
     {name: membership_view(name)}, to show what is left where."""
     views = {name: membership_view(name) for name in names}
     return True if not any(any(v.values()) for v in views.values()) else views
+
+
+def orchestrations(last=8):
+    """What the master's last LAST orchestrations (the reactors' joins,
+    leaves and health runs) did, from its job cache: one line per state
+    that failed or refused, and a line per run that had none.  For a
+    failure message: what a membership wait saw is the outcome, this is
+    why."""
+    res = remote.salt_run(["--out=json", "jobs.list_jobs"], timeout=config.QUERY_TIMEOUT, check=False)
+    try:
+        jobs = json.loads(res.stdout or "{}")
+    except json.JSONDecodeError:
+        return [f"jobs.list_jobs: not JSON: {res.stdout[-300:]}{res.stderr[-300:]}"]
+    jids = sorted(j for j, job in jobs.items() if job.get("Function") == "runner.state.orchestrate")[-last:]
+    lines = []
+    for jid in jids:
+        res = remote.salt_run(["--out=json", "jobs.lookup_jid", jid], timeout=config.QUERY_TIMEOUT, check=False)
+        try:
+            ret = json.loads(res.stdout or "{}")
+        except json.JSONDecodeError:
+            lines.append(f"{jid}: not JSON: {res.stdout[-300:]}")
+            continue
+        runs = []
+
+        def walk(node):
+            if isinstance(node, dict) and "__id__" in node:
+                runs.append(node)
+            elif isinstance(node, dict):
+                for value in node.values():
+                    walk(value)
+
+        walk(ret)
+        bad = [r for r in runs if r.get("result") is not True or r["__id__"].endswith("-refused")]
+        names = sorted({r["__id__"] for r in runs})
+        lines += [f"{jid} {r['__id__']}: {r.get('result')}: {str(r.get('comment'))[:400]}" for r in bad]
+        if not bad:
+            lines.append(f"{jid}: {len(runs)} states succeeded ({', '.join(names[:3])}...)")
+    return lines
 
 
 def floor():

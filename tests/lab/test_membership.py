@@ -19,6 +19,9 @@ MEMBERSHIP_TIMEOUT = 600
 
 
 def wait_until(check, timeout, what):
+    """The time CHECK is first True, asked every 3 s up to TIMEOUT; a
+    failure shows the last answer and what the master's last
+    orchestrations did."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -29,7 +32,8 @@ def wait_until(check, timeout, what):
         if last is True:
             return time.monotonic()
         time.sleep(3)
-    pytest.fail(f"{what} not reached in {timeout} s: {last}")
+    why = "\n".join(probes.orchestrations())
+    pytest.fail(f"{what} not reached in {timeout} s: {last}\nthe master's last orchestrations:\n{why}")
 
 
 

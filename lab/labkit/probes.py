@@ -87,6 +87,18 @@ def orchestrations(last=8):
     return lines
 
 
+def health_claims(names):
+    """Each of NAMES' health claim as the master's copy of the mine holds it
+    (cluster_health.publish: state, since, failed checks), or None."""
+    res = remote.salt_run(["--out=json", "cache.mine", f"tgt={','.join(names)}", "tgt_type=list"],
+                          timeout=config.QUERY_TIMEOUT, check=False)  # fmt: skip
+    try:
+        mine = json.loads(res.stdout or "{}")
+    except json.JSONDecodeError:
+        mine = {}
+    return {name: (mine.get(name) or {}).get("saltcluster_health") for name in names}
+
+
 def floor():
     """Seconds of a state run on every host that does nothing, by the
     master's clock: the baseline the benchmarks give their Salt figures

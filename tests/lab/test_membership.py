@@ -18,10 +18,10 @@ from tests.lab.conftest import SteadyLoad, lb_answers, sh
 MEMBERSHIP_TIMEOUT = 600
 
 
-def wait_until(check, timeout, what):
+def wait_until(check, timeout, what, names=()):
     """The time CHECK is first True, asked every 3 s up to TIMEOUT; a
     failure shows the last answer and what the master's last
-    orchestrations did."""
+    orchestrations did (and NAMES' health claims in the mine)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -33,6 +33,8 @@ def wait_until(check, timeout, what):
             return time.monotonic()
         time.sleep(3)
     why = "\n".join(probes.orchestrations())
+    if names:
+        why += f"\nhealth claims in the mine: {probes.health_claims(names)}"
     pytest.fail(f"{what} not reached in {timeout} s: {last}\nthe master's last orchestrations:\n{why}")
 
 
@@ -85,7 +87,8 @@ def test_three_nodes_join_at_once(lab, highstated):
     names = ["node3", "node4", "node5"]
     t0 = time.monotonic()
     assert ops.join(names) == 0
-    t_done = wait_until(lambda: probes.everywhere(names), MEMBERSHIP_TIMEOUT, "node3-5 in every membership file") - t0
+    t_done = wait_until(lambda: probes.everywhere(names), MEMBERSHIP_TIMEOUT, "node3-5 in every membership file",
+                        names) - t0  # fmt: skip
     print(f"\njoin node3 node4 node5 at once: all visible everywhere after {t_done:.1f} s")
     rc, out, _ = sh("master", "grep -v '^#' /home/jobhandler/hosts")
     assert out.split() == ["node1:2", "node2:2", "node3:2", "node4:2", "node5:2"]

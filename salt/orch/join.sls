@@ -28,7 +28,9 @@
        is not taken for one: its reconnect finishes the join.  Nothing is
        asked of the minion for this;
     6. the minion answers, over its own key, with the identity of its
-       running salt-minion: the kernel's boot_id and the minion's pid grain.
+       running salt-minion: the kernel's boot_id and the minion's pid grain
+       (asked up to answer_attempts times: a minion that has just started
+       on a busy host may miss a question).
        A completed join records that identity (<cachedir>/saltcluster/
        joined/<id>); an identity equal to the record means this salt-minion
        was already joined since it started (a replay, a forged start, a
@@ -42,7 +44,9 @@
 {%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})\Z' %}
-{%- set answer_timeout = 15 %}
+{%- set answer_timeout = 30 %}
+{%- set answer_gather_timeout = 10 %}
+{%- set answer_attempts = 3 %}
 {#- the mine entries every member publishes (cluster.MEMBER_ENTRIES) #}
 {%- set member_entries = ['saltcluster_grains', 'saltcluster_addrs', 'saltcluster_host_keys'] %}
 {%- set node = salt['pillar.get']('saltcluster_join', '') %}
@@ -82,16 +86,22 @@
 {%-     endif %}
 {%-   endif %}
 {%-   if not ns.why %}
-{%-     set answer = salt['saltutil.cmd'](node, ['grains.get', 'file.read'],
-                                         arg=[['pid'], ['/proc/sys/kernel/random/boot_id']],
-                                         timeout=answer_timeout, gather_job_timeout=5) %}
-{%-     set got = answer.get(node) if answer is mapping else none %}
-{%-     set ret = got.get('ret') if got is mapping else none %}
-{%-     if ret is mapping and ret.get('file.read') is string %}
-{%-       set ns.identity = ret['file.read'] | trim ~ ' ' ~ ret.get('grains.get') | string %}
-{%-     endif %}
+{#-     a minion that has just started on a busy host (several joining at
+        once, one vCPU each) may miss one question: the join is decided by
+        this answer, and a refused join waits for the minion's next start,
+        so the question is asked again, a bounded number of times #}
+{%-     for attempt in range(answer_attempts) if not ns.identity %}
+{%-       set answer = salt['saltutil.cmd'](node, ['grains.get', 'file.read'],
+                                           arg=[['pid'], ['/proc/sys/kernel/random/boot_id']],
+                                           timeout=answer_timeout, gather_job_timeout=answer_gather_timeout) %}
+{%-       set got = answer.get(node) if answer is mapping else none %}
+{%-       set ret = got.get('ret') if got is mapping else none %}
+{%-       if ret is mapping and ret.get('file.read') is string %}
+{%-         set ns.identity = ret['file.read'] | trim ~ ' ' ~ ret.get('grains.get') | string %}
+{%-       endif %}
+{%-     endfor %}
 {%-     if not ns.identity %}
-{%-       set ns.why = 'it did not answer within ' ~ answer_timeout ~ ' s' %}
+{%-       set ns.why = 'it did not answer ' ~ answer_attempts ~ ' questions of ' ~ answer_timeout ~ ' s each' %}
 {%-     elif not ns.identity | regex_match(identity_re) %}
 {%-       set ns.why = 'its answer is not a boot id and a pid' %}
 {%-       set ns.identity = '' %}

@@ -49,40 +49,46 @@ def nowhere(names):
     return True if not any(any(v.values()) for v in views.values()) else views
 
 
+def _run_json(args):
+    """`salt-run --out=json ARGS` on the master: (data, None), or (None, what
+    it printed instead)."""
+    res = remote.salt_run(["--out=json", *args], timeout=config.QUERY_TIMEOUT, check=False)
+    try:
+        return json.loads(res.stdout or "{}"), None
+    except json.JSONDecodeError:
+        return None, f"{res.stdout[-300:]}{res.stderr[-300:]}"
+
+
+def _state_runs(node):
+    """Every state's return (a dict with __id__) nested in ``node``."""
+    if not isinstance(node, dict):
+        return []
+    if "__id__" in node:
+        return [node]
+    return [run for value in node.values() for run in _state_runs(value)]
+
+
 def orchestrations(last=8):
     """What the master's last LAST orchestrations (the reactors' joins,
     leaves and health runs) did, from its job cache: one line per state
     that failed or refused, and a line per run that had none.  For a
     failure message: what a membership wait saw is the outcome, this is
     why."""
-    res = remote.salt_run(["--out=json", "jobs.list_jobs"], timeout=config.QUERY_TIMEOUT, check=False)
-    try:
-        jobs = json.loads(res.stdout or "{}")
-    except json.JSONDecodeError:
-        return [f"jobs.list_jobs: not JSON: {res.stdout[-300:]}{res.stderr[-300:]}"]
+    jobs, said = _run_json(["jobs.list_jobs"])
+    if jobs is None:
+        return [f"jobs.list_jobs: not JSON: {said}"]
     jids = sorted(j for j, job in jobs.items() if job.get("Function") == "runner.state.orchestrate")[-last:]
     lines = []
     for jid in jids:
-        res = remote.salt_run(["--out=json", "jobs.lookup_jid", jid], timeout=config.QUERY_TIMEOUT, check=False)
-        try:
-            ret = json.loads(res.stdout or "{}")
-        except json.JSONDecodeError:
-            lines.append(f"{jid}: not JSON: {res.stdout[-300:]}")
+        ret, said = _run_json(["jobs.lookup_jid", jid])
+        if ret is None:
+            lines.append(f"{jid}: not JSON: {said}")
             continue
-        runs = []
-
-        def walk(node):
-            if isinstance(node, dict) and "__id__" in node:
-                runs.append(node)
-            elif isinstance(node, dict):
-                for value in node.values():
-                    walk(value)
-
-        walk(ret)
+        runs = _state_runs(ret)
         bad = [r for r in runs if r.get("result") is not True or r["__id__"].endswith("-refused")]
-        names = sorted({r["__id__"] for r in runs})
         lines += [f"{jid} {r['__id__']}: {r.get('result')}: {str(r.get('comment'))[:400]}" for r in bad]
         if not bad:
+            names = sorted({r["__id__"] for r in runs})
             lines.append(f"{jid}: {len(runs)} states succeeded ({', '.join(names[:3])}...)")
     return lines
 
@@ -90,12 +96,8 @@ def orchestrations(last=8):
 def health_claims(names):
     """Each of NAMES' health claim as the master's copy of the mine holds it
     (cluster_health.publish: state, since, failed checks), or None."""
-    res = remote.salt_run(["--out=json", "cache.mine", f"tgt={','.join(names)}", "tgt_type=list"],
-                          timeout=config.QUERY_TIMEOUT, check=False)  # fmt: skip
-    try:
-        mine = json.loads(res.stdout or "{}")
-    except json.JSONDecodeError:
-        mine = {}
+    mine, _ = _run_json(["cache.mine", f"tgt={','.join(names)}", "tgt_type=list"])
+    mine = mine or {}
     return {name: (mine.get(name) or {}).get("saltcluster_health") for name in names}
 
 

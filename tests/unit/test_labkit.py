@@ -3,6 +3,7 @@ gives, the image's cache key, the saltlab command line's mapping to the API,
 secrets written 0600, and what the waits, reboots and jobs note for a
 summary."""
 
+import json
 import os
 import re
 import stat
@@ -17,7 +18,7 @@ from tests.conftest import REPO
 if str(REPO / "lab") not in sys.path:
     sys.path.insert(0, str(REPO / "lab"))
 
-from labkit import build, cli, config, demo, figures, hosts, keys, ops, remote  # noqa: E402
+from labkit import build, cli, config, demo, figures, hosts, keys, ops, probes, remote  # noqa: E402
 from labkit.base import LabError  # noqa: E402
 
 RAW = yaml.safe_load((REPO / "lab/topology.yaml").read_text())
@@ -364,3 +365,33 @@ def test_mpi_run_notes_a_job_that_timed_out(monkeypatch):
     with figures.journal() as lines:
         ops.mpi_run("cpi")
     assert lines == []
+
+
+def test_orchestrations_name_what_failed_or_refused_and_claims_read_the_mine(monkeypatch):
+    """The failure report of a membership wait, from a fake master's job
+    cache: failed and refused states are named, a green run is counted."""
+    returns = {
+        "list_jobs": {"1": {"Function": "runner.state.orchestrate"}, "2": {"Function": "runner.cache.mine"},
+                      "3": {"Function": "runner.state.orchestrate"}},  # fmt: skip
+        "1": {"data": {"master": {"a": {"__id__": "saltcluster-orch-join-lock", "result": True},
+                                  "b": {"__id__": "saltcluster-orch-join-membership", "result": False,
+                                        "comment": "Minion did not return"}}}},  # fmt: skip
+        "3": {"data": {"master": {"a": {"__id__": "saltcluster-orch-health-record", "result": True}}}},
+    }
+
+    def salt_run(args, timeout=None, check=True):
+        fun = args[1]
+        if fun == "jobs.list_jobs":
+            out = json.dumps(returns["list_jobs"])
+        elif fun == "jobs.lookup_jid":
+            out = json.dumps(returns[args[2]])
+        else:
+            out = "not json"
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    monkeypatch.setattr(probes.remote, "salt_run", salt_run)
+    assert probes.orchestrations() == [
+        "1 saltcluster-orch-join-membership: False: Minion did not return",
+        "3: 1 states succeeded (saltcluster-orch-health-record...)",
+    ]
+    assert probes.health_claims(["node5"]) == {"node5": None}

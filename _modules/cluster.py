@@ -1069,9 +1069,9 @@ def _read_mine():
     return mine
 
 
-def _members(cfg, role=None, mine=None):
+def _members(cfg, role=None):
     net = ipaddress.ip_network(cfg["network"]["cidr"], strict=False)
-    mine = _read_mine() if mine is None else (mine or {})
+    mine = _read_mine()
     candidates = []
     for minion_id, entries in sorted(mine.items(), key=lambda item: str(item[0])):
         try:
@@ -1090,7 +1090,7 @@ def _members(cfg, role=None, mine=None):
     return result
 
 
-def members(role=None, mine=None, cidr=None):
+def members(role=None, cidr=None):
     """
     Cluster members from the mine, sorted by name: a list of dicts with
     ``id``, ``name`` (the minion id), ``addr`` (the address inside
@@ -1098,9 +1098,10 @@ def members(role=None, mine=None, cidr=None):
     ``health`` (the state the host claims for itself: ``joining``,
     ``serving``, ``drained``, or None; see :py:func:`serving`).  Hosts with
     no address in the cidr are not members.  ``role`` keeps only hosts
-    holding that role; ``cidr`` stands in for ``network:cidr``; ``mine``
-    stands in for the mine: ``{minion: {entry: data}}`` as ``salt-run
-    cache.mine`` shows it.
+    holding that role; ``cidr`` stands in for ``network:cidr``.  The mine
+    is read in one ``mine.get`` of every saltcluster entry (its answer
+    regrouped as ``{minion: {entry: data}}``, as ``salt-run cache.mine``
+    shows it).
 
     A member publishes three mine entries, each the return of a core
     function (``pillar/mine.sls``): ``saltcluster_grains`` (``grains.item
@@ -1126,7 +1127,7 @@ def members(role=None, mine=None, cidr=None):
     cfg = settings()
     if cidr is not None:
         cfg["network"]["cidr"] = cidr
-    return _members(cfg, role=role, mine=mine)
+    return _members(cfg, role=role)
 
 
 def _serving(found, role):
@@ -1152,7 +1153,7 @@ def _serving(found, role):
     return found, why
 
 
-def serving(role="compute", mine=None):
+def serving(role="compute"):
     """
     The members of ``role`` that serve, as the hostfile and the upstream
     list them: ``{"serving": [names], "not_serving": {name: health},
@@ -1170,7 +1171,7 @@ def serving(role="compute", mine=None):
 
         salt master cluster.serving
     """
-    found = members(role=role, mine=mine)
+    found = members(role=role)
     listed, why = _serving(found, role)
     names = {m["name"] for m in listed}
     return {
@@ -1186,7 +1187,7 @@ def _natural(name):
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
-def hosts_block(mine=None):
+def hosts_block():
     """
     The lines saltcluster keeps in /etc/hosts: one ``addr name`` per member.
 
@@ -1196,10 +1197,10 @@ def hosts_block(mine=None):
 
         salt '*' cluster.hosts_block
     """
-    return "\n".join(f"{m['addr']} {m['name']}" for m in members(mine=mine))
+    return "\n".join(f"{m['addr']} {m['name']}" for m in members())
 
 
-def known_hosts(mine=None):
+def known_hosts():
     """
     ssh_known_hosts lines from the members' real host keys (as published in
     the mine), each listing the host's name and cluster address.
@@ -1211,7 +1212,7 @@ def known_hosts(mine=None):
         salt '*' cluster.known_hosts
     """
     lines = []
-    for member in members(mine=mine):
+    for member in members():
         for key in member["host_keys"]:
             lines.append(f"{member['name']},{member['addr']} {key}")
     return "\n".join(lines)
@@ -1262,7 +1263,7 @@ def parse_hostfile(text):
     return entries
 
 
-def hostfile(mine=None):
+def hostfile():
     """
     The Hydra hostfile text: one ``name:slots`` line per compute member that
     serves (:py:func:`serving`: a drained node is left out, unless none
@@ -1276,11 +1277,11 @@ def hostfile(mine=None):
         salt master cluster.hostfile
     """
     cfg = settings()
-    listed, _ = _serving(_members(cfg, "compute", mine=mine), "compute")
+    listed, _ = _serving(_members(cfg, "compute"), "compute")
     return "\n".join(hostfile_lines(listed, cfg["mpi"]["slots"]))
 
 
-def upstream(mine=None):
+def upstream():
     """
     The load balancer's backends: a list of ``{name, addr, port, weight}``
     for the compute members that serve (:py:func:`serving`: a drained node
@@ -1303,7 +1304,7 @@ def upstream(mine=None):
             "port": lb["backend_port"],
             "weight": lb["weights"].get(m["name"], 1),
         }
-        for m in _serving(_members(cfg, "compute", mine=mine), "compute")[0]
+        for m in _serving(_members(cfg, "compute"), "compute")[0]
     ]
     if not backends:
         raise CommandExecutionError(

@@ -7,8 +7,9 @@ material derived from the host's name.
 shows it (host, roles, addrs, num_cpus, host_keys), which is what tests read
 and forge; ``published`` turns such records into what hosts really publish
 (pillar/mine.sls: three entries, each a core function's return), the form
-``cluster.members(mine=...)``, the functional tests' fake mine and the
-master's mine cache (``salt-run cache.mine``) hold."""
+the master's mine cache (``salt-run cache.mine``), the functional tests'
+fake mine and the unit tests' fake ``mine.get`` (through ``mine_get``)
+hold."""
 
 import base64
 import copy

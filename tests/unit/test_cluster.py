@@ -95,6 +95,15 @@ def configure_loader_modules(defaults_text, pillar, hosts_file, seniority):
     }
 
 
+def with_mine(mine):
+    """From here on the mine answers from ``mine`` (``{minion: {entry:
+    data}}``, as ``published`` makes it and the master's mine cache holds
+    it): cluster's functions read it through ``mine.get``, as on a host.
+    Returns ``mine``; a change to it shows in the next read."""
+    cluster.__salt__["mine.get"] = lambda tgt, fun: mine_get(mine, fun)
+    return mine
+
+
 def test_settings_derives_paths_from_home(defaults):
     cfg = cluster.settings()
     assert cfg["mpi"]["hostfile"] == "/home/jobhandler/hosts"
@@ -603,9 +612,10 @@ def test_settings_validated_once_per_render(monkeypatch):
     real = cluster.validate
     monkeypatch.setattr(cluster, "validate", lambda cfg, grains=None: validated.append(1) or real(cfg, grains))
     mine = mine_for(["master", "node1", "node2"])
+    with_mine(published(mine))
     first = cluster.settings()
     for render in (cluster.hosts_block, cluster.known_hosts, cluster.hostfile, cluster.upstream, cluster.members):
-        render(mine=published(mine))
+        render()
     assert len(validated) == 1
     first["user"]["name"] = "changed"  # the caller's own copy
     assert cluster.settings()["user"]["name"] == "jobhandler"
@@ -696,19 +706,20 @@ def test_members_ignores_garbage_mine_entries():
     mine = mine_for(["node1"])
     mine["broken"] = "not a dict"
     mine["bad name"] = {"addrs": ["10.5.5.99"], "roles": ["compute"]}
-    assert [m["name"] for m in cluster.members(mine=published(mine))] == ["node1"]
+    with_mine(published(mine))
+    assert [m["name"] for m in cluster.members()] == ["node1"]
 
 
 def test_members_masterless_uses_this_host():
     cluster.__opts__["file_client"] = "local"
-    cluster.__salt__["mine.get"] = lambda tgt, fun: {}
+    with_mine({})
     members = cluster.members()
     assert [(m["name"], m["addr"]) for m in members] == [("master", "10.5.5.10")]
 
 
 def test_members_refuses_an_empty_mine_on_a_minion():
     """A master that cannot answer must not empty hosts, hostfile or upstream."""
-    cluster.__salt__["mine.get"] = lambda tgt, fun: {}
+    with_mine({})
     with pytest.raises(CommandExecutionError, match="no membership data at all"):
         cluster.members()
     with pytest.raises(CommandExecutionError, match="keeping the running membership files"):
@@ -716,11 +727,13 @@ def test_members_refuses_an_empty_mine_on_a_minion():
 
 
 def test_hosts_block():
-    assert cluster.hosts_block(mine=published(mine_for(["master", "node1"]))) == "10.5.5.10 master\n10.5.5.9 node1"
+    with_mine(published(mine_for(["master", "node1"])))
+    assert cluster.hosts_block() == "10.5.5.10 master\n10.5.5.9 node1"
 
 
 def test_known_hosts_lists_real_keys_with_name_and_addr():
-    lines = cluster.known_hosts(mine=published(mine_for(["node1"]))).splitlines()
+    with_mine(published(mine_for(["node1"])))
+    lines = cluster.known_hosts().splitlines()
     assert lines == [
         f"node1,10.5.5.9 {host_key('ssh-ed25519', 'node1')}",
         f"node1,10.5.5.9 {host_key('ecdsa-sha2-nistp256', 'node1')}",
@@ -772,8 +785,9 @@ def test_upstream_weights_and_port(pillar):
 
 
 def test_upstream_empty_refuses():
+    with_mine(published(mine_for(["master", "gateway"])))
     with pytest.raises(CommandExecutionError, match="compute backend list is empty"):
-        cluster.upstream(mine=published(mine_for(["master", "gateway"])))
+        cluster.upstream()
 
 
 def test_host_info_is_what_the_core_functions_publish():
@@ -789,7 +803,8 @@ def test_host_info_is_what_the_core_functions_publish():
         "host_keys": [host_key("ssh-ed25519", "me")],
     }
     # what this host publishes, its own members() takes as it is
-    (member,) = cluster.members(mine={"master": cluster._own_entries()})
+    with_mine({"master": cluster._own_entries()})
+    (member,) = cluster.members()
     assert member["host_keys"] == info["host_keys"] and member["roles"] == ["master"]
     assert PRIVATE_KEY not in json.dumps(cluster._own_entries())
 
@@ -845,7 +860,8 @@ def test_core_host_keys_of_a_real_key_directory(tmp_path):
     assert found == {"ed25519.pub": pub}
     entries = published(mine_for(["node1"]))["node1"]
     entries["saltcluster_host_keys"] = found
-    (member,) = cluster.members(mine={"node1": entries})
+    with_mine({"node1": entries})
+    (member,) = cluster.members()
     assert member["host_keys"] == [host_key("ssh-ed25519", "node1")]
 
 
@@ -869,8 +885,9 @@ def test_entries_that_are_not_a_core_functions_return_are_refused(caplog, entrie
         mine["node2"] = {"saltcluster_grains": mine["node2"]["saltcluster_grains"]}
     else:
         mine["node2"].update(entries)
-    assert "node2" not in [m["id"] for m in cluster.members(mine=mine)]
-    assert "node1" in [m["id"] for m in cluster.members(mine=mine)]
+    with_mine(mine)
+    assert "node2" not in [m["id"] for m in cluster.members()]
+    assert "node1" in [m["id"] for m in cluster.members()]
     assert any("node2" in msg and bad in msg for msg in refusals(caplog)), refusals(caplog)
     assert all("secret" not in msg for msg in refusals(caplog))
 
@@ -880,8 +897,9 @@ def test_key_comment_is_not_published():
     known_hosts: only `<type> <base64>`."""
     mine = published(MINE)
     mine["node2"]["saltcluster_host_keys"] = {"ed25519.pub": NODE2_KEY + " node2 and\n10.5.5.10 " + NODE2_KEY}
-    assert cluster.known_hosts(mine=mine).count("\n10.5.5.10") == 0
-    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts(mine=mine).splitlines()
+    with_mine(mine)
+    assert cluster.known_hosts().count("\n10.5.5.10") == 0
+    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts().splitlines()
 
 
 def test_uid_holder(monkeypatch):
@@ -918,11 +936,12 @@ HOSTS_SLS = REPO / "salt/cluster/hosts/init.sls"
 def renders(mine):
     """What every membership file gets from ``mine`` (mpi:slots unset: the
     hostfile's slots are the members' num_cpus)."""
+    with_mine(published(mine))
     return {
-        "hosts": cluster.hosts_block(mine=published(mine)),
-        "known_hosts": cluster.known_hosts(mine=published(mine)),
-        "hostfile": cluster.hostfile(mine=published(mine)),
-        "upstream": cluster.upstream(mine=published(mine)),
+        "hosts": cluster.hosts_block(),
+        "known_hosts": cluster.known_hosts(),
+        "hostfile": cluster.hostfile(),
+        "upstream": cluster.upstream(),
     }
 
 
@@ -1017,7 +1036,8 @@ def test_forged_entry_dropped_alone(caplog, changes, bad):
     assert "10.5.5.10 master" in expected["hosts"] and "node10:4" in expected["hostfile"]
     caplog.clear()
     forged = with_entry("node2", forged_node2(**changes))
-    assert "node2" not in [m["id"] for m in cluster.members(mine=published(forged))]
+    with_mine(published(forged))
+    assert "node2" not in [m["id"] for m in cluster.members()]
     assert renders(forged) == expected
     if bad is not None:
         assert any("node2" in msg and bad in msg for msg in refusals(caplog)), refusals(caplog)
@@ -1052,7 +1072,8 @@ def test_forged_newcomer_dropped_alone(caplog, seniority, minion_id, bad):
     caplog.clear()
     entry = dict(copy.deepcopy(MINE["node10"]), host=minion_id, addrs=["10.5.5.40"])
     forged = with_entry(minion_id, entry)
-    assert minion_id not in [m["id"] for m in cluster.members(mine=published(forged))]
+    with_mine(published(forged))
+    assert minion_id not in [m["id"] for m in cluster.members()]
     assert renders(forged) == expected
     assert any(bad in msg for msg in refusals(caplog)), refusals(caplog)
 
@@ -1069,12 +1090,13 @@ def test_honest_newcomer_joins():
         "host": "node3", "roles": ["compute", "compute"], "addrs": ["10.5.5.40"], "num_cpus": 4096, "host_keys": keys,
     }  # fmt: skip
     mine = with_entry("node3", entry)
-    (node3,) = [m for m in cluster.members(mine=published(mine)) if m["id"] == "node3"]
+    with_mine(published(mine))
+    (node3,) = [m for m in cluster.members() if m["id"] == "node3"]
     assert node3 == {
         "id": "node3", "name": "node3", "addr": "10.5.5.40", "roles": ["compute"], "num_cpus": 4096, "host_keys": keys,
         "health": None,
     }  # fmt: skip
-    assert cluster.hostfile(mine=published(mine)) == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
+    assert cluster.hostfile() == "node1:2\nnode2:2\nnode3:4096\nnode10:4"
 
 
 def test_address_of_an_older_member_stays_with_it(caplog, seniority):
@@ -1183,9 +1205,10 @@ def test_a_later_member_cannot_evict_an_older_one(caplog, seniority, hosts_file,
     assert seniority[attacker] > seniority["node2"] and not hosts_file.exists()
     caplog.clear()
     mine = with_entry(attacker, entry)
-    ids = [m["id"] for m in cluster.members(mine=published(mine))]
+    with_mine(published(mine))
+    ids = [m["id"] for m in cluster.members()]
     assert "node2" in ids and attacker not in ids
-    assert "10.5.5.18 node2" in cluster.hosts_block(mine=published(mine)).splitlines()
+    assert "10.5.5.18 node2" in cluster.hosts_block().splitlines()
     value = "node2" if attacker == "NODE2" else "10.5.5.18"
     assert any(
         repr(attacker) in m and value in m and "node2 keeps it" in m for m in refusals(caplog)
@@ -1235,12 +1258,14 @@ def test_seniority_is_read_once_and_only_for_a_contest(seniority):
         return pillar_get(key, default, unmask)
 
     cluster.__salt__["pillar.get"] = counting
-    cluster.members(mine=published(MINE))
+    with_mine(published(MINE))
+    cluster.members()
     assert cluster.KEY_SENIORITY_PILLAR not in reads
     forged = with_entry("node2", forged_node2(addrs=["10.5.5.9"]))
     forged["Node1"] = dict(copy.deepcopy(MINE["node10"]), host="Node1", addrs=["10.5.5.9"])
     seniority["Node1"] = JOINED
-    cluster.members(mine=published(forged))
+    with_mine(published(forged))
+    cluster.members()
     assert reads.count(cluster.KEY_SENIORITY_PILLAR) == 1
 
 
@@ -1251,7 +1276,8 @@ def test_loopback_cluster_shares_one_address(pillar):
     mine = {
         name: dict(copy.deepcopy(MINE[name]), addrs=["127.0.0.1"]) for name in ("gateway", "master", "node1", "node2")
     }
-    block = cluster.hosts_block(mine=published(mine))
+    with_mine(published(mine))
+    block = cluster.hosts_block()
     assert block == "127.0.0.1 gateway\n127.0.0.1 master\n127.0.0.1 node1\n127.0.0.1 node2"
 
 
@@ -1275,39 +1301,39 @@ def claiming(mine=None, **states):
 
 
 def test_a_drained_node_leaves_the_hostfile_and_the_upstream_only():
-    mine = claiming(node1="serving", node2="drained", node10="serving")
-    assert cluster.hostfile(mine=mine) == "node1:2\nnode10:4"
-    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node1", "node10"]
+    with_mine(claiming(node1="serving", node2="drained", node10="serving"))
+    assert cluster.hostfile() == "node1:2\nnode10:4"
+    assert [b["name"] for b in cluster.upstream()] == ["node1", "node10"]
     # still a member: /etc/hosts, known_hosts and the NFS export keep it
-    assert "10.5.5.18 node2" in cluster.hosts_block(mine=mine).splitlines()
-    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts(mine=mine).splitlines()
-    assert [m["name"] for m in cluster.members("compute", mine=mine)] == ["node1", "node2", "node10"]
-    assert [m["health"] for m in cluster.members("compute", mine=mine)] == ["serving", "drained", "serving"]
-    assert cluster.serving(mine=mine) == {
+    assert "10.5.5.18 node2" in cluster.hosts_block().splitlines()
+    assert f"node2,10.5.5.18 {NODE2_KEY}" in cluster.known_hosts().splitlines()
+    assert [m["name"] for m in cluster.members("compute")] == ["node1", "node2", "node10"]
+    assert [m["health"] for m in cluster.members("compute")] == ["serving", "drained", "serving"]
+    assert cluster.serving() == {
         "serving": ["node1", "node10"], "not_serving": {"node2": "drained"}, "kept": False, "why": "",
     }  # fmt: skip
 
 
 def test_it_comes_back_when_it_claims_serving_again():
-    mine = claiming(node1="serving", node2="serving", node10="serving")
-    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode10:4"
+    with_mine(claiming(node1="serving", node2="serving", node10="serving"))
+    assert cluster.hostfile() == "node1:2\nnode2:2\nnode10:4"
 
 
 def test_the_last_serving_node_stays_alone():
-    mine = claiming(node1="drained", node2="drained", node10="serving")
-    assert cluster.hostfile(mine=mine) == "node10:4"
-    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node10"]
+    with_mine(claiming(node1="drained", node2="drained", node10="serving"))
+    assert cluster.hostfile() == "node10:4"
+    assert [b["name"] for b in cluster.upstream()] == ["node10"]
 
 
 def test_draining_never_empties_the_hostfile_or_the_upstream(caplog):
     """Every compute node drained: all stay listed (an empty upstream serves
     nothing, a drained node may still answer), and the render says why."""
-    mine = claiming(node1="drained", node2="drained", node10="joining")
-    assert cluster.hostfile(mine=mine) == "node1:2\nnode2:2\nnode10:4"
-    assert [b["name"] for b in cluster.upstream(mine=mine)] == ["node1", "node2", "node10"]
+    with_mine(claiming(node1="drained", node2="drained", node10="joining"))
+    assert cluster.hostfile() == "node1:2\nnode2:2\nnode10:4"
+    assert [b["name"] for b in cluster.upstream()] == ["node1", "node2", "node10"]
     assert any("no compute member serves" in m and "node2 drained" in m and "keeping all" in m
                for m in refusals(caplog))  # fmt: skip
-    report = cluster.serving(mine=mine)
+    report = cluster.serving()
     assert report["kept"] is True and report["serving"] == []
     assert report["why"] == (
         "no compute member serves (node1 drained, node2 drained, node10 joining): keeping all of them rather than none"
@@ -1319,28 +1345,29 @@ def test_a_joining_node_waits_for_its_admission_while_others_serve():
     enters the hostfile and the upstream only once it claims serving (its
     highstate's last state, or orch.join's gate)."""
     joined = dict(MINE, node3=dict(copy.deepcopy(MINE["node10"]), host="node3", addrs=["10.5.5.40"]))
-    mine = claiming(joined, node1="serving", node2="serving", node10="serving", node3="joining")
-    assert "node3" not in cluster.hostfile(mine=mine)
-    assert "10.5.5.40 node3" in cluster.hosts_block(mine=mine).splitlines()
+    mine = with_mine(claiming(joined, node1="serving", node2="serving", node10="serving", node3="joining"))
+    assert "node3" not in cluster.hostfile()
+    assert "10.5.5.40 node3" in cluster.hosts_block().splitlines()
     del mine["node3"]["saltcluster_health"]  # before its first claim, likewise
-    assert "node3" not in cluster.hostfile(mine=mine)
-    mine = claiming(joined, node1="serving", node2="serving", node10="serving", node3="serving")
-    assert "node3:4" in cluster.hostfile(mine=mine).splitlines()
+    assert "node3" not in cluster.hostfile()
+    with_mine(claiming(joined, node1="serving", node2="serving", node10="serving", node3="serving"))
+    assert "node3:4" in cluster.hostfile().splitlines()
 
 
 def test_before_any_claim_every_compute_member_serves():
     """A fresh cluster's first highstate, or one from before health: no
     claims at all."""
-    assert cluster.hostfile(mine=published(MINE)) == "node1:2\nnode2:2\nnode10:4"
-    assert cluster.serving(mine=published(MINE))["kept"] is False
+    with_mine(published(MINE))
+    assert cluster.hostfile() == "node1:2\nnode2:2\nnode10:4"
+    assert cluster.serving()["kept"] is False
 
 
 @pytest.mark.parametrize(
     "claim", ["drained", {"state": "boss"}, {"state": ["serving"]}, ["serving"], {"host": "node1", "state": 1}]
 )
 def test_a_claim_that_names_no_state_counts_as_none(caplog, claim):
-    mine = claiming(node1="serving", node10="serving", node2=claim)
-    assert "node2" not in cluster.hostfile(mine=mine)
+    with_mine(claiming(node1="serving", node10="serving", node2=claim))
+    assert "node2" not in cluster.hostfile()
     if not isinstance(claim, str):
         assert any("node2" in m and "taken for no claim" in m for m in refusals(caplog))
 
@@ -1349,8 +1376,8 @@ def test_a_claim_speaks_for_its_sender_only():
     """The mine keeps each claim under the id whose key signed it: whatever
     node2's claim says of node1, only node2 is judged by it."""
     claim = {"state": "drained", "host": "node1", "id": "node1", "node1": "drained"}
-    mine = claiming(node1="serving", node2=claim, node10="serving")
-    assert cluster.hostfile(mine=mine) == "node1:2\nnode10:4"
+    with_mine(claiming(node1="serving", node2=claim, node10="serving"))
+    assert cluster.hostfile() == "node1:2\nnode10:4"
 
 
 def test_health_claims_are_read_in_the_same_mine_call():

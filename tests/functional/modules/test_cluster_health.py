@@ -1,7 +1,6 @@
 """cluster_health.check through Salt's real loader on this very machine: a
 host with no role (no checks, healthy), a gateway and a compute node
-against a real nginx started on a free port from a temporary config; and
-the cluster runner loading beside Salt's own ``cluster`` runner."""
+against a real nginx started on a free port from a temporary config."""
 
 import json
 import os
@@ -13,10 +12,8 @@ import subprocess
 import time
 
 import pytest
-import salt.loader
 from saltfactories.utils.functional import Loaders
 
-from tests.conftest import REPO
 from tests.functional.conftest import make_minion_opts, scratch_nginx
 
 NGINX = shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx")
@@ -195,15 +192,3 @@ def test_readers_on_this_machine(gateway, nginx, nginx_port):
     assert ret["error"] is None and ret["mtime"] > 0
     assert ret["servers"] == [{"name": "health-node", "addr": "127.0.0.1", "port": nginx_port, "weight": 2, "down": False}]
     assert "No such file" in gateway.cluster_health.hostfile_slots()["error"]
-
-
-def test_runner_loads_beside_salts_own_cluster_runner(salt_factories, tmp_path):
-    """Salt 3008.4 has a runner module named cluster; ours adds
-    cluster.status to it instead of replacing it."""
-    master = salt_factories.salt_master_daemon(
-        "health-master", overrides={"runner_dirs": [str(REPO / "_runners")], "cachedir": str(tmp_path / "cache")}
-    )
-    runners = salt.loader.runner(master.config.copy())
-    assert "cluster.status" in runners
-    if os.path.exists(os.path.join(os.path.dirname(salt.loader.__file__), "..", "runners", "cluster.py")):
-        assert "cluster.members" in runners  # Salt's own, still there

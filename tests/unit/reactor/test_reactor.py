@@ -4,7 +4,7 @@ master would pass: which events start an orchestration, and which do not.
 The reactors are cheap filters only: a minion can fire any of these tags with
 a payload of its choosing (``event.send`` with ``preload``), so the
 orchestrations check again against the master's own view
-(tests/unit/test_orch.py).  The payloads below are the ones Salt 3008.4
+(tests/unit/orch/test_orch.py).  The payloads below are the ones Salt 3008.4
 delivers (tests/integration/test_reactor_security.py captures them live)."""
 
 import pytest
@@ -53,7 +53,7 @@ def test_reconnect_of_an_accepted_minion_goes_to_the_orchestration(minion):
     """A start event without grains: a reconnect (every minion's after a
     salt-master restart), or a join cut short by one.  Whether the minion
     is a new member is orch.join's to decide, from the mine
-    (tests/unit/test_orch.py: a reconnect of a member does nothing)."""
+    (tests/unit/orch/test_orch.py: a reconnect of a member does nothing)."""
     high = render("join.sls", {"id": minion}, files={ACCEPTED + minion})
     assert join_pillar(high) == ("orch.join", {"saltcluster_join": minion, "saltcluster_join_event": "reconnect"})
 

@@ -4,7 +4,8 @@
     it runs masterless), never by grains: a minion sets its grains itself.
     - saltcluster_lab: true in the lab's master config (lab/ writes it): the
       lab's master serves only the lab's hosts, joined ones included, and
-      they all get the lab's tuning.
+      they all get the lab's tuning (lab/pillar/lab.sls: that master's
+      second pillar root).
     - saltcluster_local: true in etc/salt/minion: `salt-call --local` from
       the repository root, this host alone.
     Every host also gets keys.sls: when the master accepted each minion's

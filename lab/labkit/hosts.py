@@ -138,14 +138,16 @@ def prepare_share(name, spec):
         (mdir / "saltlab.conf").write_text(yaml.safe_dump({
             "autosign_grains_dir": "/saltlab/master/autosign_grains",
             "file_roots": {"base": ["/srv/saltcluster/salt"]},
-            "pillar_roots": {"base": ["/srv/saltcluster/pillar"]},
+            # the product's pillar, and the lab's own (lab/pillar: lab.sls,
+            # no top file of its own)
+            "pillar_roots": {"base": ["/srv/saltcluster/pillar", "/srv/saltcluster/lab/pillar"]},
             "enable_fqdns_grains": False,
             "interface": master_addr,
             "worker_threads": 3,
             "timeout": 30,
             "keep_jobs_seconds": 3600,
             # pillar/top.sls gives every minion of this master, joined ones
-            # too, the lab's tuning (pillar/lab.sls) by this flag
+            # too, the lab's tuning (lab/pillar/lab.sls) by this flag
             "saltcluster_lab": True,
         }))  # fmt: skip
     return share

@@ -1,6 +1,6 @@
 """The pillar each kind of host compiles from pillar/: the lab's hosts get the
-lab's tuning (pillar/lab.sls), an operator's hosts get the product's pillar
-alone, and the single-host profile gets loopback.  Profiles are chosen by the
+lab's tuning (lab/pillar/lab.sls, the lab's master's second pillar root), an
+operator's hosts get the product's pillar alone, and the single-host profile gets loopback.  Profiles are chosen by the
 configuration that compiles the pillar, never by grains (a minion sets its
 own)."""
 
@@ -118,11 +118,17 @@ def _master_opts(salt_factories, name, **overrides):
     return factory.config.copy()
 
 
+# The lab's master's pillar roots (lab/labkit/hosts.py, under the repository
+# its /srv/saltcluster mounts): the product's pillar, then the lab's own.
+LAB_PILLAR_ROOTS = ("pillar", "lab/pillar")
+
+
 @pytest.fixture(scope="module")
 def lab_master_opts(salt_factories):
     """The lab's master: the product's master.d config, the repository's
-    pillar, and the lab's flag."""
-    return _master_opts(salt_factories, "pillar-lab-master", saltcluster_lab=True)
+    pillar and the lab's (lab/pillar), and the lab's flag."""
+    roots = {"base": [str(REPO / root) for root in LAB_PILLAR_ROOTS]}
+    return _master_opts(salt_factories, "pillar-lab-master", pillar_roots=roots, saltcluster_lab=True)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +154,18 @@ def test_lab_master_config_sets_the_flag():
     assert any("saltcluster_lab" in p.read_text(errors="replace") for p in sources), (
         "no file under lab/ sets saltcluster_lab: the lab's master would compile no lab tuning"
     )
+
+
+def test_lab_master_config_names_the_lab_pillar_roots():
+    """The lab's master config names the roots the lab's hosts are compiled
+    with here, and the lab's root holds no top file: Salt reads one top
+    file per environment, the first root's, so pillar/top.sls stays the
+    one that decides (a second would only mislead a reader)."""
+    hosts_py = (REPO / "lab/labkit/hosts.py").read_text()
+    named = ", ".join(f'"/srv/saltcluster/{root}"' for root in LAB_PILLAR_ROOTS)
+    assert f'"pillar_roots": {{"base": [{named}]}}' in hosts_py
+    assert (REPO / "lab/pillar/lab.sls").is_file()
+    assert not list((REPO / "lab/pillar").rglob("top.sls"))
 
 
 @pytest.mark.parametrize(

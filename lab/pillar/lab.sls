@@ -1,8 +1,10 @@
 ---
 # The lab's tuning (lab/: User-Mode Linux guests from one Debian 13 image),
-# applied by top.sls to the lab's hosts only.  Operators set these knobs in
-# saltcluster.sls for their own hardware; this file says what the lab's
-# guests need.
+# applied to the lab's hosts only: the lab's master has lab/pillar as its
+# second pillar root (lab/labkit/hosts.py) and pillar/top.sls adds `lab` on
+# that master alone (saltcluster_lab).  No top file here: pillar/top.sls is
+# the only one.  Operators set these knobs in pillar/saltcluster.sls for
+# their own hardware; this file says what the lab's guests need.
 saltcluster:
   user:
     # The image's nfs-common makes rpcbind's `_rpc` the holder of uid 100:

@@ -314,7 +314,30 @@ def _pip_requirement(key, value, cfg):
         _bad(key, value, "must be one pip requirement: mpich==VERSION, a wheel URL or a local wheel path")
 
 
-SECTIONS = ("network", "user", "nfs", "ssh", "mpi", "nginx", "web", "lb", "health")
+# the batch scheduler (scheduler, slurm:): none keeps mpi.run on the hostfile
+SCHEDULERS = ("none", "slurm")
+LEAVE_POLICIES = ("requeue", "finish")
+# Slurm lowercases ClusterName; names go into slurm.conf and job scripts as they are
+SLURM_CLUSTER_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+SLURM_PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,39}")
+
+
+def _partition_name(key, value, cfg):
+    if value.upper() in ("DEFAULT", "ALL"):
+        _bad(key, value, "is a word slurm.conf reserves")
+
+
+def _jobs_dir(key, value, cfg):
+    """``slurm:jobs_dir``: null is ``<user:home>/jobs`` (filled in here); the
+    path goes into batch scripts (#SBATCH --output) as it is."""
+    if value is None:
+        value = cfg["slurm"]["jobs_dir"] = f"{cfg['user']['home']}/jobs"
+    _abs_path(key, value, cfg)
+    if not PLAIN_PATH_RE.fullmatch(value):
+        _bad(key, value, "must be named with letters, digits and ._+-/ only")
+
+
+SECTIONS = ("network", "user", "nfs", "ssh", "mpi", "nginx", "web", "lb", "health", "slurm")
 _PORT = _integer(1, 65535)
 _SECONDS_A_WEEK = _integer(1, 7 * 86400)
 
@@ -408,6 +431,36 @@ RULES = (
     # node is drained, and before it serves again
     ("health:fail_after", _integer(1, 1000)),
     ("health:pass_after", _integer(1, 1000)),
+    ("scheduler", _one_of(SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}")),
+    (
+        "slurm:cluster_name",
+        _matches(SLURM_CLUSTER_RE, "must be a Slurm cluster name: lowercase letters, digits, _ and -, at most 40"),
+    ),
+    (
+        "slurm:partition",
+        _matches(SLURM_PARTITION_RE, "must be a Slurm partition name: letters, digits, _ and -, at most 40"),
+        _partition_name,
+    ),
+    ("slurm:leave_policy", _one_of(LEAVE_POLICIES, f"must be one of {', '.join(LEAVE_POLICIES)}")),
+    ("slurm:leave_timeout", _integer(0, 7 * 86400)),
+    ("slurm:max_time", _integer(1, 365 * 24 * 60)),
+    ("slurm:max_nodes", _integer(1, 65536)),
+    ("slurm:jobs_dir", _jobs_dir),
+    ("slurm:max_output", _integer(1024, 2**30)),
+    ("slurm:register_timeout", _integer(1, 3600)),
+    (
+        "slurm:config_dir",
+        _abs_path,
+        _matches(PLAIN_PATH_RE, "must be named with letters, digits and ._+-/ only"),
+    ),
+    (
+        "slurm:epilog",
+        _matches(PLAIN_NAME_RE, "must be a plain file name: configless slurmd gets it only from beside slurm.conf"),
+    ),
+    ("slurm:munge_key", _abs_path),
+    ("slurm:slurmd_dropin", _abs_path),
+    ("slurm:master_packages", _str_list),
+    ("slurm:compute_packages", _str_list),
 )
 
 

@@ -14,6 +14,13 @@ ranks get no variable that loads code, a job is bounded in ranks
 (``mpi:max_np``), time (``mpi:max_timeout``) and kept output
 (``mpi:max_output``), and a timeout ends that job's processes on every host
 and nothing of another job's (see :py:func:`run`).
+
+With ``saltcluster:scheduler: slurm`` the cluster has a queue: ``mpi.run``
+takes its turn in a Slurm allocation (``salloc``, Hydra launching through
+Slurm, no hostfile), and :py:func:`submit`, :py:func:`jobs`,
+:py:func:`cancel` and :py:func:`output` queue batch jobs, show the queue,
+cancel a job and read its output, with the same argument checks.  Without
+it they say there is no queue.
 """
 
 import errno
@@ -60,6 +67,26 @@ DRAIN_GRACE = 2.0
 CHUNK = 65536
 # the largest hostfile mpi.run reads (a line is about 16 bytes: 65k hosts)
 MAX_HOSTFILE = 1 << 20
+# Slurm (scheduler: slurm): mpi.run's allocation is named by its job tag
+ALLOCATION_PREFIX = "saltcluster-run-"
+SALLOC_JOB_RE = re.compile(r"salloc: (?:Pending|Granted) job allocation ([0-9]+)")
+# a Slurm job id as mpi.cancel and mpi.output take it: digits only (no
+# array index, no option, no path)
+SLURM_JOB_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
+JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+# mpi.submit's time_limit: minutes, or [days-]hours:minutes:seconds
+TIME_LIMIT_RE = re.compile(
+    r"(?:(?P<days>[0-9]{1,3})-)?(?P<hours>[0-9]{1,4}):(?P<minutes>[0-5][0-9]):(?P<seconds>[0-5][0-9])"
+)
+# squeue's fields for mpi.jobs, the name last (it may hold the separator)
+SQUEUE_FIELDS = ("id", "state", "elapsed", "num_nodes", "nodes", "user", "partition", "reason", "name")
+SQUEUE_FORMAT = "%i|%T|%M|%D|%N|%u|%P|%r|%j"
+# how long mpi.cancel waits for a cancelled job to leave the queue, seconds
+CANCEL_WAIT = 30
+CANCEL_POLL = 1.0
+# job states in which a job no longer holds or waits for anything
+SLURM_ENDED = {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+               "OUT_OF_MEMORY"}  # fmt: skip
 
 # Variables env= may not set, with the reason the refusal gives.  Names are
 # compared in upper case.  MPIR_CVAR_* (MPICH's ~470 tuning knobs), OMP_*,
@@ -182,7 +209,7 @@ class _Capped:
     def cut(self):
         return self.total - len(self.head) - len(self.tail)
 
-    def text(self, name):
+    def text(self, name, who="mpi.run", setting="mpi:max_output"):
         head = self.head.decode("utf-8", "replace")
         tail = self.tail.decode("utf-8", "replace")
         cut = self.cut()
@@ -190,8 +217,8 @@ class _Capped:
             return (head + tail).rstrip()
         limit = self.head_limit + self.tail_limit
         note = (
-            f"\n[mpi.run: {cut} bytes of {name} cut here: output is kept to its first {self.head_limit} and "
-            f"last {self.tail_limit} bytes (mpi:max_output={limit})]\n"
+            f"\n[{who}: {cut} bytes of {name} cut here: output is kept to its first {self.head_limit} and "
+            f"last {self.tail_limit} bytes ({setting}={limit})]\n"
         )
         return (head + note + tail).rstrip()
 
@@ -513,9 +540,11 @@ def _check_hosts(hosts, known):
     return chosen
 
 
-def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
-    """Every check, then the job as decided: ``command`` (the mpiexec
-    argument list), ``hosts`` it uses, ``np`` ranks and its ``job`` tag."""
+def _checked(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
+    """Every check of a job's arguments, in the order mpi.run has always made
+    them: the job as decided (``path``, ``args``, ``chosen`` and ``used``
+    hosts, ``known`` slots, ``np``, ``ppn``, ``user_env``, ``mpiexec``,
+    ``job`` tag, ``limit``)."""
     if job is None:
         job = uuid.uuid4().hex
     if not isinstance(job, str) or not JOB_RE.fullmatch(job):
@@ -539,26 +568,103 @@ def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=
     limit = _max_np(cfg, total)
     np = _check_np(total if np is None else np, total, oversubscribe, limit)
     user_env = _check_env(env)
-    cmd = [_mpiexec(cfg)]
-    if chosen:
-        cmd += ["-hosts", ",".join(f"{h}:{known[h]}" for h in chosen)]
-    else:
-        cmd += ["-f", cfg["mpi"]["hostfile"]]
-    cmd += ["-n", str(np)]
+    mpiexec = _mpiexec(cfg)
     if ppn is not None:
         ppn = _positive_int(ppn, "ppn")
         if ppn > limit:
             raise SaltInvocationError(f"mpi.run: ppn={ppn} is more than the {limit} ranks a job may start")
-        cmd += ["-ppn", str(ppn)]
+    return {
+        "path": path, "args": args, "known": known, "chosen": chosen, "used": used, "np": np, "ppn": ppn,
+        "user_env": user_env, "mpiexec": mpiexec, "job": job, "limit": limit, "oversubscribe": oversubscribe,
+    }  # fmt: skip
+
+
+def _genv(cfg, user_env, job):
+    """The ``-genv`` options every rank gets: UCX's transports and device,
+    the caller's checked variables, and the job's tag."""
     genv = {"UCX_TLS": cfg["mpi"]["ucx_tls"]}
     if cfg["mpi"]["ucx_net_device"]:
         genv["UCX_NET_DEVICES"] = cfg["mpi"]["ucx_net_device"]
     genv.update(user_env)
     genv[JOB_VAR] = job
+    cmd = []
     for key, value in genv.items():
         cmd += ["-genv", key, value]
-    cmd += [path, *args]
-    return {"command": cmd, "hosts": used, "np": np, "job": job}
+    return cmd
+
+
+def _plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
+    """Every check, then the job as decided: ``command`` (the mpiexec
+    argument list), ``hosts`` it uses, ``np`` ranks and its ``job`` tag."""
+    job = _checked(cfg, program, np, args, hosts, env, oversubscribe, ppn, job)
+    cmd = [job["mpiexec"]]
+    if job["chosen"]:
+        cmd += ["-hosts", ",".join(f"{h}:{job['known'][h]}" for h in job["chosen"])]
+    else:
+        cmd += ["-f", cfg["mpi"]["hostfile"]]
+    cmd += ["-n", str(job["np"])]
+    if job["ppn"] is not None:
+        cmd += ["-ppn", str(job["ppn"])]
+    cmd += _genv(cfg, job["user_env"], job["job"])
+    cmd += [job["path"], *job["args"]]
+    return {"command": cmd, "hosts": job["used"], "np": job["np"], "job": job["job"]}
+
+
+def _slurm_tool(name):
+    """The absolute path of Slurm's ``name`` (salloc, sbatch, ...), or an
+    error saying what installs it."""
+    path = salt.utils.path.which(name)
+    if path is None:
+        raise CommandExecutionError(
+            f"mpi: {name} not found on this host (saltcluster:scheduler is slurm): apply cluster.slurm"
+        )
+    return path
+
+
+def _run_plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None,
+              timeout=None):  # fmt: skip
+    """What mpi.run starts.  Without a scheduler: mpiexec over the hostfile
+    (:py:func:`_plan`).  With ``scheduler: slurm``: ``salloc`` asking for
+    the job's ranks (it waits until Slurm grants them, so the job takes its
+    turn behind queued ones and never shares their slots), with mpiexec as
+    its command; Hydra finds the allocation in the SLURM_* variables salloc
+    sets and starts its proxies with srun on the allocated nodes, so no
+    hostfile is passed.  The same checks either way, in the same order."""
+    if cfg["scheduler"] != "slurm":
+        return _plan(cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn,
+                     job=job)  # fmt: skip
+    job = _checked(cfg, program, np, args, hosts, env, oversubscribe, ppn, job)
+    name = f"{ALLOCATION_PREFIX}{job['job']}"
+    total = sum(job["known"][h] for h in job["used"])
+    minutes = min(max(1, math.ceil(timeout / 60)), cfg["slurm"]["max_time"])
+    cmd = [
+        _slurm_tool("salloc"), f"--job-name={name}", f"--partition={cfg['slurm']['partition']}",
+        f"--ntasks={job['np']}", f"--time={minutes}",
+    ]  # fmt: skip
+    if job["chosen"]:
+        cmd += [f"--nodelist={','.join(job['chosen'])}", f"--nodes={len(job['chosen'])}"]
+    if job["ppn"] is not None:
+        cmd += [f"--ntasks-per-node={job['ppn']}"]
+    if job["np"] > total:  # oversubscribe=True let it through
+        cmd += ["--overcommit"]
+    cmd += [job["mpiexec"], "-n", str(job["np"])]
+    if job["ppn"] is not None:
+        cmd += ["-ppn", str(job["ppn"])]
+    cmd += _genv(cfg, job["user_env"], job["job"])
+    cmd += [job["path"], *job["args"]]
+    return {"command": cmd, "hosts": job["used"], "np": job["np"], "job": job["job"], "allocation": name}
+
+
+def _cancel_allocation(cfg, name):
+    """After a timeout under Slurm: cancel the allocation named ``name``
+    (running or still waiting) as the MPI user; Slurm ends its steps on
+    every node, the epilog sweeps what is left."""
+    user = cfg["user"]["name"]
+    res = _as_user(cfg, [_slurm_tool("scancel"), f"--name={name}", f"--user={user}"], ignore_retcode=True,
+                   timeout=30)  # fmt: skip
+    if res["retcode"] != 0:
+        log.error("mpi.run: cancelling allocation %s failed: %s", name, res.get("stderr"))
+    return {"scancel": name, "retcode": res["retcode"]}
 
 
 def build_command(program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
@@ -566,6 +672,8 @@ def build_command(program, np=None, args=None, hosts=None, env=None, oversubscri
     The ``mpiexec`` argument list ``mpi.run`` would execute, after every
     check; nothing is started.  ``job`` is the tag (32 hex digits) the
     command carries; default: a fresh one, as ``mpi.run`` makes per job.
+    With ``scheduler: slurm`` it is ``salloc`` and its options (for the
+    default ``mpi:timeout``) around mpiexec, without a hostfile.
 
     CLI Example:
 
@@ -573,9 +681,11 @@ def build_command(program, np=None, args=None, hosts=None, env=None, oversubscri
 
         salt master mpi.build_command cpi np=4
     """
-    return _plan(
-        _settings(), program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn, job=job
-    )["command"]
+    cfg = _settings()
+    return _run_plan(
+        cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn, job=job,
+        timeout=cfg["mpi"]["timeout"],
+    )["command"]  # fmt: skip
 
 
 def _sweep_script(job):
@@ -724,7 +834,8 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
     if user == "root":
         raise CommandExecutionError("mpi.run: jobs never run as root (saltcluster:user:name)")
     timeout = _check_timeout(cfg, timeout)
-    plan = _plan(cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn)
+    plan = _run_plan(cfg, program, np=np, args=args, hosts=hosts, env=env, oversubscribe=oversubscribe, ppn=ppn,
+                     timeout=timeout)  # fmt: skip
     cmd, used, job = plan["command"], plan["hosts"], plan["job"]
     entry, user_env = _user_env(cfg)
     # mpiexec carries the tag too (and passes it to the proxies it forks on
@@ -750,7 +861,16 @@ def run(program, np=None, args=None, hosts=None, timeout=None, env=None, oversub
         "job": job,
         "output_cut": res["output_cut"],
     }
-    if res["timed_out"]:
+    if "allocation" in plan:
+        # under Slurm: the allocation's id, as salloc reported it
+        found = SALLOC_JOB_RE.search(res["stderr"])
+        ret["jobid"] = found.group(1) if found else None
+    if res["timed_out"] and "allocation" in plan:
+        # Slurm ends the job's steps on every node it used (the epilog then
+        # sweeps strays); a job still waiting for its turn is dequeued
+        ret["killed"] = _cancel_allocation(cfg, plan["allocation"])
+        ret["retcode"] = TIMEOUT_RETCODE
+    elif res["timed_out"]:
         ret["killed"] = _kill_job(cfg, job, used)
         ret["retcode"] = TIMEOUT_RETCODE
     if ret["retcode"] != 0:
@@ -782,3 +902,344 @@ def check(timeout=60):
         "retcode": res["retcode"],
         "duration": res["duration"],
     }
+
+
+# -- the queue (saltcluster:scheduler: slurm): submit, jobs, cancel, output
+#
+# Batch jobs run as the MPI user (sbatch, squeue and scancel are started
+# through setpriv like mpiexec), from scripts mpi.submit writes into the
+# jobs directory of the shared home, where Slurm writes their output.
+
+
+class _As:
+    """Errors of the checks mpi.run shares, named by the function the
+    caller called (``mpi.submit: np=0 ...``)."""
+
+    def __init__(self, who):
+        self.who = who
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, (SaltInvocationError, CommandExecutionError)) and str(exc).startswith("mpi.run:"):
+            raise type(exc)(self.who + str(exc)[len("mpi.run") :]) from None
+        return False
+
+
+def _queue_settings(who):
+    """The settings, if this cluster has a queue (``scheduler: slurm``);
+    otherwise an error saying so."""
+    cfg = _settings()
+    if cfg["scheduler"] != "slurm":
+        raise CommandExecutionError(
+            f"{who}: there is no queue: saltcluster:scheduler is {cfg['scheduler']!r} (set it to slurm to "
+            "run Slurm; mpi.run runs jobs directly without one)"
+        )
+    if cfg["user"]["name"] == "root":
+        raise CommandExecutionError(f"{who}: jobs never run as root (saltcluster:user:name)")
+    return cfg
+
+
+def _job_id(jobid, who):
+    """``jobid`` as Slurm's job id text: a plain positive integer (an int,
+    or a string of digits), never an array index, an option or a path."""
+    if isinstance(jobid, int) and not isinstance(jobid, bool) and jobid > 0:
+        jobid = str(jobid)
+    if not isinstance(jobid, str) or not SLURM_JOB_ID_RE.fullmatch(jobid):
+        raise SaltInvocationError(f"{who}: job id {jobid!r} is not a plain job number")
+    return jobid
+
+
+def _time_limit(cfg, value):
+    """``time_limit`` in whole minutes (default and most: ``slurm:max_time``):
+    minutes (an int, or digits), or ``[days-]hours:minutes:seconds``."""
+    limit = cfg["slurm"]["max_time"]
+    if value is None:
+        return limit
+    minutes = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        minutes = value
+    elif isinstance(value, str) and UINT_RE.fullmatch(value):
+        minutes = int(value)
+    elif isinstance(value, str):
+        found = TIME_LIMIT_RE.fullmatch(value)
+        if found:
+            seconds = (
+                int(found["days"] or 0) * 86400 + int(found["hours"]) * 3600 + int(found["minutes"]) * 60
+                + int(found["seconds"])
+            )  # fmt: skip
+            minutes = math.ceil(seconds / 60)
+    if minutes is None or minutes <= 0:
+        raise SaltInvocationError(
+            f"mpi.submit: time_limit={value!r} must be a positive number of minutes or [days-]hours:mm:ss"
+        )
+    if minutes > limit:
+        raise SaltInvocationError(
+            f"mpi.submit: time_limit={value!r} is more than saltcluster:slurm:max_time ({limit} minutes)"
+        )
+    return minutes
+
+
+def _batch_script(cfg, job, name, minutes):
+    """The batch script of a checked job: its Slurm options, then mpiexec
+    (Hydra launches its proxies with srun inside the allocation: no
+    hostfile), every word quoted for the shell that runs the script."""
+    jobs_dir = cfg["slurm"]["jobs_dir"]
+    lines = [
+        "#!/bin/sh",
+        f"#SBATCH --job-name={name}",
+        f"#SBATCH --partition={cfg['slurm']['partition']}",
+        f"#SBATCH --ntasks={job['np']}",
+        f"#SBATCH --time={minutes}",
+        f"#SBATCH --output={jobs_dir}/%j.out",
+        f"#SBATCH --error={jobs_dir}/%j.err",
+        # a leaving or dead node's batch jobs go back to the queue
+        "#SBATCH --requeue",
+    ]
+    if job["chosen"]:
+        lines += [f"#SBATCH --nodelist={','.join(job['chosen'])}", f"#SBATCH --nodes={len(job['chosen'])}"]
+    cmd = [job["mpiexec"], "-n", str(job["np"]), *_genv(cfg, job["user_env"], job["job"]), job["path"], *job["args"]]
+    lines += [
+        f"# saltcluster mpi.submit, job tag {job['job']}",
+        # no ~/.mpiexec.hydra.conf (which any job could write) adds options
+        f"export {JOB_VAR}={job['job']} HYDRA_CONFIG_FILE={os.devnull}",
+        "exec " + " ".join(shlex.quote(word) for word in cmd),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def submit(program, np=None, args=None, hosts=None, time_limit=None, name=None):
+    """
+    Queue an MPI program as a Slurm batch job (``scheduler: slurm``) and
+    return ``jobid`` with ``name``, ``np``, ``hosts``, ``time_limit``
+    (minutes) and the files of the job: ``script``, ``stdout`` and
+    ``stderr`` in ``slurm:jobs_dir`` (``<id>.sh``, ``<id>.out``,
+    ``<id>.err``; :py:func:`output` reads them).
+
+    ``program``, ``np``, ``args`` and ``hosts`` are checked as
+    :py:func:`run` checks them, with the same messages (named
+    ``mpi.submit``), before anything is written or queued.  The job's
+    script is written into the jobs directory as the MPI user and
+    submitted with ``sbatch --parsable`` as that user; in the allocation it
+    runs the provider's ``mpiexec -n <np> ... <program> <args>``, whose
+    Hydra starts the ranks through Slurm on the allocated nodes.
+
+    time_limit
+        minutes (an int or digits) or ``[days-]hours:mm:ss``; at most and
+        by default ``slurm:max_time``
+    name
+        the job's name in the queue: letters, digits and ``_.+-``, at most
+        64 (default: the program's name)
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master mpi.submit cpi np=4
+        salt master mpi.submit mandel args='[800, 600]' time_limit=30 name=mandel-big
+    """
+    who = "mpi.submit"
+    cfg = _queue_settings(who)
+    with _As(who):
+        job = _checked(cfg, program, np, args, hosts)
+    if name is None:
+        name = os.path.basename(job["path"])
+    if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
+        raise SaltInvocationError(f"mpi.submit: name={name!r} is not a job name (letters, digits, _.+-, at most 64)")
+    minutes = _time_limit(cfg, time_limit)
+    sbatch = _slurm_tool("sbatch")
+    user, group = cfg["user"]["name"], cfg["user"]["group"]
+    jobs_dir = cfg["slurm"]["jobs_dir"]
+    # the directory and the script are the MPI user's, written as that user
+    __salt__["userfs.directory"](jobs_dir, user=user, group=group, mode="0755")
+    script = f"{jobs_dir}/.submit-{job['job']}.sh"
+    __salt__["userfs.write"](script, _batch_script(cfg, job, name, minutes), user=user, group=group, mode="0644")
+    res = _as_user(cfg, [sbatch, "--parsable", script], ignore_retcode=True, timeout=60)
+    found = re.fullmatch(r"([0-9]+)(;.*)?", (res.get("stdout") or "").strip())
+    if res["retcode"] != 0 or not found:
+        __salt__["userfs.remove"](script, user=user)
+        raise CommandExecutionError(
+            f"mpi.submit: sbatch refused the job: {(res.get('stderr') or res.get('stdout') or '').strip()}"
+        )
+    jobid = found.group(1)
+    kept = f"{jobs_dir}/{jobid}.sh"
+    __salt__["userfs.rename"](script, kept, user=user)
+    log.info("mpi.submit as %s: job %s (%s, tag %s)", user, jobid, name, job["job"])
+    return {
+        "jobid": jobid, "name": name, "np": job["np"], "hosts": job["used"], "time_limit": minutes,
+        "script": kept, "stdout": f"{jobs_dir}/{jobid}.out", "stderr": f"{jobs_dir}/{jobid}.err", "job": job["job"],
+    }  # fmt: skip
+
+
+def _squeue(cfg, *selection):
+    """squeue's rows (every field of SQUEUE_FIELDS) for ``selection``."""
+    res = _as_user(cfg, [_slurm_tool("squeue"), "--noheader", f"--format={SQUEUE_FORMAT}", *selection],
+                   ignore_retcode=True, timeout=30)  # fmt: skip
+    if res["retcode"] != 0:
+        return None, (res.get("stderr") or res.get("stdout") or "").strip()
+    rows = []
+    for line in (res.get("stdout") or "").splitlines():
+        values = line.split("|", len(SQUEUE_FIELDS) - 1)
+        if len(values) != len(SQUEUE_FIELDS) or not SLURM_JOB_ID_RE.fullmatch(values[0]):
+            continue  # not a row of ours (a name with a line break)
+        row = dict(zip(SQUEUE_FIELDS, values))
+        row["num_nodes"] = int(row["num_nodes"]) if row["num_nodes"].isdigit() else None
+        rows.append(row)
+    return rows, ""
+
+
+def jobs():
+    """
+    The queue as data: one dict per job Slurm holds (waiting, running,
+    completing), with ``id``, ``name``, ``state`` (PENDING, RUNNING...),
+    ``nodes`` (the node list; empty while it waits), ``num_nodes``,
+    ``elapsed`` (as squeue shows it, ``M:SS`` or ``H:MM:SS``), ``user``,
+    ``partition`` and ``reason`` (why it waits: Resources, Priority...).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master mpi.jobs
+    """
+    cfg = _queue_settings("mpi.jobs")
+    rows, err = _squeue(cfg)
+    if rows is None:
+        raise CommandExecutionError(f"mpi.jobs: squeue failed: {err}")
+    return sorted(rows, key=lambda row: int(row["id"]))
+
+
+def cancel(jobid):
+    """
+    Cancel job ``jobid`` (scancel, as the MPI user: its own jobs only) and
+    wait up to 30 seconds for it to leave the queue: Slurm ends its steps
+    on every node it used and the epilog kills any rank left behind.
+    Returns ``jobid``, ``cancelled`` (gone from the queue, or ended),
+    ``state`` (the last state squeue showed, None once gone) and
+    ``waited`` (seconds).
+
+    jobid
+        a plain job number (``12``), as mpi.submit returned it
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master mpi.cancel 12
+    """
+    who = "mpi.cancel"
+    jobid = _job_id(jobid, who)
+    cfg = _queue_settings(who)
+    res = _as_user(cfg, [_slurm_tool("scancel"), jobid], ignore_retcode=True, timeout=30)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"mpi.cancel: scancel {jobid} failed: {(res.get('stderr') or res.get('stdout') or '').strip()}"
+        )
+    start = time.monotonic()
+    state = None
+    while True:
+        rows, _ = _squeue(cfg, f"--jobs={jobid}")
+        # squeue answers an error for a job it no longer holds
+        mine = [row for row in rows or [] if row["id"] == jobid]
+        state = mine[0]["state"] if mine else None
+        waited = time.monotonic() - start
+        if state is None or state in SLURM_ENDED or waited >= CANCEL_WAIT:
+            break
+        time.sleep(CANCEL_POLL)
+    gone = state is None or state in SLURM_ENDED
+    ret = {"jobid": jobid, "cancelled": gone, "state": state, "waited": round(waited, 3)}
+    if not gone:
+        __context__["retcode"] = 1
+    return ret
+
+
+def _read_capped(dir_fd, name, uid, limit):
+    """The file ``name`` in the directory ``dir_fd``, if it is a regular
+    file of ``uid``'s with one name (never through a link): its first and
+    last ``limit // 2`` bytes, and what lay between (counted)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CommandExecutionError(f"mpi.output: {name} is a symlink: not followed") from None
+        raise CommandExecutionError(f"mpi.output: {name} cannot be read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CommandExecutionError(f"mpi.output: {name} is not a regular file: not read")
+        if st.st_uid != uid:
+            raise CommandExecutionError(f"mpi.output: {name} is not the MPI user's (uid {st.st_uid}): not read")
+        if st.st_nlink != 1:
+            raise CommandExecutionError(f"mpi.output: {name} has {st.st_nlink} names (a hard link): not read")
+        kept = _Capped(limit)
+        head = os.read(fd, kept.head_limit) if kept.head_limit else b""
+        kept.add(head)
+        if st.st_size > kept.head_limit + kept.tail_limit:
+            # the tail only: what lies between is counted, not read
+            os.lseek(fd, st.st_size - kept.tail_limit, os.SEEK_SET)
+            kept.total = st.st_size - kept.tail_limit
+        while True:
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+            kept.add(chunk)
+        return kept
+    finally:
+        os.close(fd)
+
+
+def output(jobid):
+    """
+    A batch job's output: its ``stdout`` and ``stderr`` files in
+    ``slurm:jobs_dir`` (``<id>.out``, ``<id>.err``, written by Slurm as the
+    MPI user), each kept to ``slurm:max_output`` bytes (the first and the
+    last half; ``output_cut`` counts what was left out).  A file the job has
+    not written yet is None.
+
+    The jobs directory is the MPI user's: a name there that is a symlink, a
+    hard link, not a regular file or not the MPI user's is refused, never
+    followed (root reads it).
+
+    jobid
+        a plain job number (``12``), as mpi.submit returned it
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt master mpi.output 12
+    """
+    who = "mpi.output"
+    jobid = _job_id(jobid, who)
+    cfg = _queue_settings(who)
+    entry, _ = _user_env(cfg)
+    jobs_dir = cfg["slurm"]["jobs_dir"]
+    try:
+        dir_fd = os.open(jobs_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        why = "a symlink: not followed" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
+        raise CommandExecutionError(f"mpi.output: the jobs directory {jobs_dir} cannot be read: {why}") from None
+    try:
+        owner = os.fstat(dir_fd).st_uid
+        if owner not in (entry.pw_uid, 0):
+            raise CommandExecutionError(f"mpi.output: the jobs directory {jobs_dir} belongs to uid {owner}: not read")
+        found = {
+            stream: _read_capped(dir_fd, f"{jobid}.{suffix}", entry.pw_uid, cfg["slurm"]["max_output"])
+            for stream, suffix in (("stdout", "out"), ("stderr", "err"))
+        }
+    finally:
+        os.close(dir_fd)
+    if not any(found.values()):
+        raise CommandExecutionError(
+            f"mpi.output: job {jobid} has no output in {jobs_dir} (still waiting, or not a batch job)"
+        )
+    return {
+        "jobid": jobid,
+        **{stream: kept.text(stream, "mpi.output", "slurm:max_output") if kept else None
+           for stream, kept in found.items()},
+        "output_cut": {stream: kept.cut() if kept else 0 for stream, kept in found.items()},
+        "files": {stream: f"{jobs_dir}/{jobid}.{suffix}" for stream, suffix in (("stdout", "out"), ("stderr", "err"))},
+    }  # fmt: skip

@@ -10,13 +10,16 @@
       the repository root, this host alone.
     Every host also gets keys.sls: when the master accepted each minion's
     key, read from the master's own key store as the master compiles the
-    pillar (nothing when a minion compiles it masterless). #}
+    pillar (nothing when a minion compiles it masterless); and munge.sls:
+    the munge key, which that file serves only to members with the master
+    or compute role (nothing to any other host, nothing masterless). #}
 base:
   '*':
     - saltcluster
     - mine
     - health
     - keys
+    - munge
 {%- if opts.get('saltcluster_lab') %}
     - lab
 {%- endif %}

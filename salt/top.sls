@@ -1,5 +1,11 @@
 ---
 # Roles come from the `roles` grain; a host may hold several.
+{#- Slurm only with saltcluster:scheduler: slurm.  The top file is rendered
+    before the highstate syncs this tree's modules, so it reads the pillar
+    with the formula's default (cluster.settings validates the value in
+    every SLS). #}
+{%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
+{%- set scheduler = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) %}
 base:
   '*':
     - cluster.users
@@ -34,3 +40,9 @@ base:
   'G@roles:gateway':
     - match: compound
     - cluster.lb
+{%- if scheduler == 'slurm' %}
+  # after the node's health gate (cluster.health): slurmd starts once it passed
+  'G@roles:master or G@roles:compute':
+    - match: compound
+    - cluster.slurm
+{%- endif %}

@@ -234,8 +234,12 @@ def _build_image():
     with _chroot_mounts(root):
         say(f"image: installing {len(packages)} packages (nginx, mpich, nfs, ssh, python...)")
         run(["chroot", str(root), "apt-get", "update", "-qq"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        first = [p for p in packages if p not in config.IMAGE_SLURM_PACKAGES]
+        later = [p for p in packages if p in config.IMAGE_SLURM_PACKAGES]
+        for step in (first, later):  # munge's account after rpcbind's `_rpc` (config.IMAGE_SLURM_PACKAGES)
+            if step:
+                run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends", *step],
+                    env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         say("image: salt venv on the image's own Python, every package pinned")
         shutil.copy2(requirements, root / "tmp/requirements.txt")
         # pip trusts what this host trusts (a TLS-intercepting proxy's CA included)
@@ -264,6 +268,10 @@ def _build_image():
     _configure_systemd(root)
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()  # each host makes its own at first boot
+    # munge's postinst made a key: every host of the image would share it.
+    # The cluster's key comes from the salt-master (pillar/munge.sls), to
+    # the master and the compute nodes only.
+    (root / "etc/munge/munge.key").unlink(missing_ok=True)
     (root / "etc/machine-id").write_text("")
     (root / "etc/fstab").write_text("/dev/ubda / ext4 defaults 0 1\n")
     say("image: making the ext4 image")
@@ -312,7 +320,8 @@ def _configure_systemd(root):
         link.symlink_to("/dev/null")
     # (os.walk: these links point into the image, so they dangle from here)
     for dirpath, _, files in os.walk(root / "etc/systemd/system"):
-        for unit in {"nginx.service", "nfs-server.service"} & set(files):
+        for unit in {"nginx.service", "nfs-server.service", "munge.service", "slurmctld.service",
+                     "slurmd.service"} & set(files):  # fmt: skip
             Path(dirpath, unit).unlink()
     (root / "etc/systemd/system.conf.d").mkdir(exist_ok=True)
     (root / "etc/systemd/system.conf.d/saltlab.conf").write_text(

@@ -104,11 +104,17 @@ def ncpus(name, spec):
 
 
 RELEASE = "trixie"  # Debian 13: MPICH 4.2.1 (4.0.2 in bookworm hangs in MPI_Finalize)
+# Slurm 24.11 and munge 0.5.16 (the lab's pillar sets scheduler: slurm).
+# labkit.build installs them after the other packages: munge's postinst
+# adds its system account with the first free system uid, and installed
+# with the rest it could take uid 100 before rpcbind's `_rpc`, the holder
+# the lab's pillar moves (user:relocate_restart_services names rpcbind).
+IMAGE_SLURM_PACKAGES = ["munge", "slurmctld", "slurmd", "slurm-client"]
 IMAGE_PACKAGES = [
     "systemd", "systemd-sysv", "iproute2", "iputils-ping", "procps", "psmisc", "util-linux",
     "openssh-server", "openssh-client", "nginx-light", "mpich", "libmpich-dev", "gcc", "libc6-dev",
     "nfs-kernel-server", "nfs-common", "python3", "python3-venv", "python3-dev", "curl", "wrk", "nftables",
-    "ca-certificates", "netbase", "less",
+    "ca-certificates", "netbase", "less", *IMAGE_SLURM_PACKAGES,
 ]  # fmt: skip
 # Salt and every dependency pinned (lab/image/requirements.txt): the image's
 # venv is the same on every build
@@ -118,7 +124,7 @@ IMAGE_OVERLAY = LAB / "image/overlay"
 # requirements, overlay): bump it when the build steps in labkit.build
 # change, so that the next build makes a new image instead of reusing one
 # made the old way.
-IMAGE_RECIPE = 1
+IMAGE_RECIPE = 2  # 2: Slurm's packages in a second step, no munge key, no Slurm unit enabled
 HOST_PACKAGES = ["debootstrap", "patch", "bc", "flex", "bison", "libelf-dev", "libssl-dev",
                  "xz-utils", "make", "gcc", "e2fsprogs", "iproute2", "openssh-client"]  # fmt: skip
 

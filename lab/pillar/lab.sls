@@ -17,3 +17,7 @@ saltcluster:
     slots: 2
     # The guests' cluster NIC (UML's vector driver names it vec0).
     ucx_net_device: vec0
+  # Slurm follows membership in the lab (issue 15): the image carries
+  # Debian's munge and Slurm packages with no key and no unit enabled
+  # (lab/labkit/build.py); cluster.slurm configures and starts them.
+  scheduler: slurm

@@ -25,7 +25,11 @@
     refused run would lose that flip.  Each run is bounded instead (the
     membership run's timeout), and `queue: true` runs the state runs on each
     host one at a time, the last one seeing the newest claims. -#}
+{%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
+{#- Slurm (scheduler: slurm): a drained node is DRAIN in Slurm too, and
+    resumed when it serves again (slurm_nodes.follow_health) #}
+{%- set slurm = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) == 'slurm' %}
 {%- set states = ['joining', 'serving', 'drained'] %}
 {#- seconds the master waits for the membership runs' returns #}
 {%- set membership_timeout = 300 %}
@@ -33,7 +37,7 @@
 {%- set node = node if node is string else '' %}
 {%- set state_dir = opts['cachedir'] ~ '/saltcluster' %}
 {%- set record = state_dir ~ '/health/' ~ node %}
-{%- set ns = namespace(why='', claim='') %}
+{%- set ns = namespace(why='', claim='', state='') %}
 {%- if not node | regex_match(name_re) %}
 {%-   set ns.why = 'not a minion name' %}
 {%- else %}
@@ -50,6 +54,7 @@
 {%-       set ns.why = 'no health claim of its own in the mine' %}
 {%-     else %}
 {%-       set ns.claim = claim['state'] ~ ' since ' ~ (claim.get('since') | string) %}
+{%-       set ns.state = claim['state'] %}
 {%-       if salt['file.file_exists'](record) and salt['file.read'](record) | trim == ns.claim %}
 {%-         set ns.why = 'its claim (' ~ ns.claim ~ ') is the one the last health orchestration applied' %}
 {%-       endif %}
@@ -90,4 +95,28 @@ saltcluster-orch-health-record:
     - require:
       - salt: saltcluster-orch-health-membership
       - file: saltcluster-orch-health-file-directory
+{%-   if slurm and ns.state == 'serving' %}
+
+# a node whose first highstate failed its health gate never started slurmd:
+# start it now that it serves (cluster.slurm on the node; nothing changes
+# where it runs)
+saltcluster-orch-health-slurm-node:
+  salt.state:
+    - tgt: {{ node | json }}
+    - sls: cluster.slurm
+    - queue: true
+    - timeout: {{ membership_timeout }}
+{%-   endif %}
+{%-   if slurm %}
+
+saltcluster-orch-health-slurm:
+  salt.function:
+    - name: slurm_nodes.follow_health
+    - tgt: 'G@roles:master'
+    - tgt_type: compound
+    - kwarg:
+        node: {{ node | json }}
+        state: {{ ns.state | json }}
+    - timeout: 120
+{%-   endif %}
 {%- endif %}

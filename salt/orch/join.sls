@@ -56,6 +56,12 @@
 {%- set lock = state_dir ~ '/joining/' ~ node %}
 {%- set record = state_dir ~ '/joined/' ~ node %}
 {%- set marker = salt['pillar.get']('saltcluster:network:join_marker', defaults.saltcluster.network.join_marker) %}
+{#- Slurm (scheduler: slurm): the node's highstate started its slurmd as a
+    dynamic node; the master waits for it to register and resumes it if
+    saltcluster had set it aside (slurm_nodes.admit) #}
+{%- set slurm = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) == 'slurm' %}
+{%- set register_timeout = salt['pillar.get']('saltcluster:slurm:register_timeout',
+                                              defaults.saltcluster.slurm.register_timeout) %}
 {%- set ns = namespace(why='', identity='', stale_lock=false) %}
 {%- if not node | regex_match(name_re) %}
 {%-   set ns.why = 'not a minion name' %}
@@ -203,6 +209,23 @@ saltcluster-orch-join-membership:
     - require:
       - salt: saltcluster-orch-join-node-health
 
+{%-   if slurm %}
+
+# Slurm lists the node (registered by its own slurmd, started once its
+# health passed) and resumes it if saltcluster had drained or downed it (a
+# rejoin); bounded by slurm:register_timeout
+saltcluster-orch-join-slurm-admit:
+  salt.function:
+    - name: slurm_nodes.admit
+    - tgt: 'G@roles:master'
+    - tgt_type: compound
+    - kwarg:
+        node: {{ node | json }}
+    - timeout: {{ register_timeout + 60 }}
+    - require:
+      - salt: saltcluster-orch-join-membership
+{%-   endif %}
+
 # this salt-minion is joined: its replayed or forged start events stop at
 # check 6 above
 saltcluster-orch-join-record:
@@ -212,6 +235,9 @@ saltcluster-orch-join-record:
     - mode: '0600'
     - require:
       - salt: saltcluster-orch-join-membership
+{%-   if slurm %}
+      - salt: saltcluster-orch-join-slurm-admit
+{%-   endif %}
 
 saltcluster-orch-join-unlock:
   file.absent:
@@ -230,5 +256,8 @@ saltcluster-orch-join-unlock-after-failure:
       - salt: saltcluster-orch-join-node-highstate
       - salt: saltcluster-orch-join-node-health
       - salt: saltcluster-orch-join-membership
+{%-   if slurm %}
+      - salt: saltcluster-orch-join-slurm-admit
+{%-   endif %}
       - file: saltcluster-orch-join-record
 {%- endif %}

@@ -20,7 +20,15 @@
 
     Refused ids are listed in the comment of saltcluster-orch-leave-refused;
     when none is left nothing else runs. #}
+{%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
+{#- Slurm (scheduler: slurm): a node whose key was deleted leaves (drained,
+    its jobs finished or requeued by slurm:leave_policy, deleted:
+    slurm_nodes.leave); a node lost from presence died (down at once, then
+    deleted: slurm_nodes.lost) #}
+{%- set slurm = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) == 'slurm' %}
+{%- set leave_timeout = salt['pillar.get']('saltcluster:slurm:leave_timeout',
+                                           defaults.saltcluster.slurm.leave_timeout) %}
 {#- a dead minion costs the leave ping_timeout + gather_timeout seconds #}
 {%- set ping_timeout = 3 %}
 {%- set gather_timeout = 2 %}
@@ -116,4 +124,18 @@ saltcluster-orch-leave-membership:
     - queue: true
     - require:
       - salt: saltcluster-orch-leave-cache-clear-mine
+{%-   if slurm %}
+{%-     for id in gone %}
+
+# last, needing nothing above: Slurm follows even if a membership run failed
+saltcluster-orch-leave-slurm-{{ id }}:
+  salt.function:
+    - name: {{ 'slurm_nodes.leave' if event == 'key' else 'slurm_nodes.lost' }}
+    - tgt: 'G@roles:master and not L@{{ gone | join(',') }}'
+    - tgt_type: compound
+    - kwarg:
+        node: {{ id | json }}
+    - timeout: {{ (leave_timeout + 180) if event == 'key' else 180 }}
+{%-     endfor %}
+{%-   endif %}
 {%- endif %}

@@ -4,6 +4,7 @@ operator's hosts get the product's pillar alone, and the single-host profile get
 configuration that compiles the pillar, never by grains (a minion sets its
 own)."""
 
+import base64
 import copy
 import os
 
@@ -54,7 +55,8 @@ RELOCATING_USER = {
 }
 
 # What every lab host compiles: one vCPU guests (two slots per node), the
-# guests' NIC vec0, and the image's uid-100 holder moved.
+# guests' NIC vec0, the image's uid-100 holder moved, and Slurm on (issue
+# 15).  No munge key: the test master's key store holds no accepted key.
 LAB = {
     **MINE,
     **NO_KEYS,
@@ -63,6 +65,7 @@ LAB = {
         "user": RELOCATING_USER,
         "mpi": {"slots": 2, "ucx_net_device": "vec0"},
         "lb": PRODUCT["lb"],
+        "scheduler": "slurm",
     },
 }
 
@@ -81,6 +84,8 @@ LOCAL = {
 
 LAB_TUNING = {("user", "relocate_uid_holder"), ("user", "relocate_restart_services"), ("mpi", "slots"),
               ("mpi", "ucx_net_device")}  # fmt: skip
+# pillar/munge.sls: mungekey's default length, the key the master makes once
+MUNGE_KEY_BYTES = 128
 
 
 def _topology():
@@ -144,6 +149,7 @@ def test_lab_host_gets_the_lab_tuning(lab_master_opts, minion_id):
     assert pillar["saltcluster"]["mpi"]["ucx_net_device"] == "vec0"
     assert pillar["saltcluster"]["user"]["relocate_uid_holder"] is True
     assert pillar["saltcluster"]["user"]["relocate_restart_services"] == ["rpcbind.socket", "rpcbind.service"]
+    assert pillar["saltcluster"]["scheduler"] == "slurm"
     assert pillar == LAB
 
 
@@ -224,13 +230,32 @@ def test_key_seniority_from_the_masters_key_store(site_master_opts, tmp_path, mi
     accepted each minion's key (the accepted key file's mtime): the pending
     ones, and what is no key file, are not listed.  cluster.members takes
     the claimant accepted first (_modules/cluster.py, _settle_claims).  A
-    master in a Salt master cluster keeps its keys in cluster_pki_dir."""
+    master in a Salt master cluster keeps its keys in cluster_pki_dir.
+
+    A compute member whose key is accepted (``master`` here) also gets the
+    munge key (pillar/munge.sls), made once in that same key store: 128
+    bytes, base64 in the pillar; one whose key is not (``node3``) gets
+    none, and no key is made for it."""
     accepted = {"master": 1795000000.5, "node1": 1795000060.25, "node2": 1795000600.0, "Node1": 1795100000.75}
     pki = _key_store(tmp_path / "pki", accepted, pending=["node9"])
     where = {"pki_dir": str(pki)}
     if clustered:
         where = {"pki_dir": str(tmp_path / "own"), "cluster_id": "saltcluster", "cluster_pki_dir": str(pki)}
     pillar = _compile(_with(site_master_opts, **where), minion_id, {"roles": ["compute"]})
+    key_file = pki / "saltcluster" / "munge.key"
+    munge = pillar.pop("saltcluster_munge", None)
+    if minion_id in accepted:
+        assert munge is not None and set(munge) == {"key"}, munge
+        # hashutil.base64_encodefile writes MIME base64 (lines of 76), which
+        # file.decode reads back: only the line breaks are not the alphabet's
+        key = base64.b64decode("".join(munge["key"].split("\n")), validate=True)
+        assert len(key) == MUNGE_KEY_BYTES
+        # the master's own copy, root's only, in the key store the pillar named
+        assert key_file.read_bytes() == key
+        assert key_file.stat().st_mode & 0o077 == 0, oct(key_file.stat().st_mode)
+    else:
+        assert munge is None, "a minion without an accepted key got the munge key"
+        assert not key_file.exists(), "a key was made for a minion without an accepted key"
     assert pillar == {**MINE, "saltcluster": PRODUCT, "saltcluster_key_seniority": accepted}
     seniority = pillar["saltcluster_key_seniority"]
     assert isinstance(seniority, dict) and all(isinstance(v, float) for v in seniority.values())

@@ -84,6 +84,10 @@ SQUEUE_FORMAT = "%i|%T|%M|%D|%N|%u|%P|%r|%j"
 # how long mpi.cancel waits for a cancelled job to leave the queue, seconds
 CANCEL_WAIT = 30
 CANCEL_POLL = 1.0
+# squeue --jobs=<id> for a job slurmctld no longer holds fails (rc 1,
+# "slurm_load_jobs error: Invalid job id specified"): the one failure that
+# is an answer
+INVALID_JOB_RE = re.compile(r"Invalid job id specified")
 # job states in which a job no longer holds or waits for anything
 SLURM_ENDED = {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
                "OUT_OF_MEMORY"}  # fmt: skip
@@ -463,17 +467,22 @@ def _max_np(cfg, total):
     return 4 * total if limit is None else limit
 
 
-def _check_np(np, total, oversubscribe, limit):
+def _check_np(np, total, oversubscribe, limit, queued=False):
+    """``np`` checked against the slots and mpi:max_np.  ``queued``: a
+    Slurm batch job (mpi.submit), which has no oversubscribe: one rank per
+    slot, so the advice differs."""
     np = _positive_int(np, "np")
     if np > total and not oversubscribe:
-        raise SaltInvocationError(
-            f"mpi.run: np={np} is more than the {total} slots of the chosen hosts "
-            "(pass oversubscribe=True to allow it)"
+        advice = (
+            f"a queued job runs one rank per slot: ask for at most {total}, or choose more hosts"
+            if queued
+            else "pass oversubscribe=True to allow it"
         )
+        raise SaltInvocationError(f"mpi.run: np={np} is more than the {total} slots of the chosen hosts ({advice})")
     if np > limit:
         raise SaltInvocationError(
             f"mpi.run: np={np} is more than the {limit} ranks a job may start (saltcluster:mpi:max_np: {limit}; "
-            "null means 4 x the slots of the chosen hosts), oversubscribed or not"
+            "null means 4 x the slots of the chosen hosts)" + ("" if queued else ", oversubscribed or not")
         )
     return np
 
@@ -540,11 +549,13 @@ def _check_hosts(hosts, known):
     return chosen
 
 
-def _checked(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None):
+def _checked(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None,
+             queued=False):  # fmt: skip
     """Every check of a job's arguments, in the order mpi.run has always made
     them: the job as decided (``path``, ``args``, ``chosen`` and ``used``
     hosts, ``known`` slots, ``np``, ``ppn``, ``user_env``, ``mpiexec``,
-    ``job`` tag, ``limit``)."""
+    ``job`` tag, ``limit``).  ``queued``: for mpi.submit, which takes no
+    oversubscribe (its np advice says so)."""
     if job is None:
         job = uuid.uuid4().hex
     if not isinstance(job, str) or not JOB_RE.fullmatch(job):
@@ -566,7 +577,7 @@ def _checked(cfg, program, np=None, args=None, hosts=None, env=None, oversubscri
     used = chosen or list(known)
     total = sum(known[h] for h in used)
     limit = _max_np(cfg, total)
-    np = _check_np(total if np is None else np, total, oversubscribe, limit)
+    np = _check_np(total if np is None else np, total, oversubscribe, limit, queued=queued)
     user_env = _check_env(env)
     mpiexec = _mpiexec(cfg)
     if ppn is not None:
@@ -1042,7 +1053,7 @@ def submit(program, np=None, args=None, hosts=None, time_limit=None, name=None):
     who = "mpi.submit"
     cfg = _queue_settings(who)
     with _As(who):
-        job = _checked(cfg, program, np, args, hosts)
+        job = _checked(cfg, program, np, args, hosts, queued=True)
     if name is None:
         name = os.path.basename(job["path"])
     if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
@@ -1115,9 +1126,11 @@ def cancel(jobid):
     Cancel job ``jobid`` (scancel, as the MPI user: its own jobs only) and
     wait up to 30 seconds for it to leave the queue: Slurm ends its steps
     on every node it used and the epilog kills any rank left behind.
-    Returns ``jobid``, ``cancelled`` (gone from the queue, or ended),
-    ``state`` (the last state squeue showed, None once gone) and
-    ``waited`` (seconds).
+    Returns ``jobid``, ``cancelled`` (squeue answered, and no longer lists
+    the job or shows it ended), ``state`` (the last state squeue showed,
+    None once gone) and ``waited`` (seconds).  When squeue gives no answer
+    to the end of the wait (slurmctld unreachable...), nothing is known of
+    the job: an error naming squeue's, not "cancelled".
 
     jobid
         a plain job number (``12``), as mpi.submit returned it
@@ -1139,14 +1152,23 @@ def cancel(jobid):
     start = time.monotonic()
     state = None
     while True:
-        rows, _ = _squeue(cfg, f"--jobs={jobid}")
-        # squeue answers an error for a job it no longer holds
-        mine = [row for row in rows or [] if row["id"] == jobid]
-        state = mine[0]["state"] if mine else None
+        rows, err = _squeue(cfg, f"--jobs={jobid}")
+        if rows is None and INVALID_JOB_RE.search(err):
+            # squeue's answer for a job slurmctld no longer holds
+            rows, err = [], ""
+        if rows is not None:
+            mine = [row for row in rows if row["id"] == jobid]
+            state = mine[0]["state"] if mine else None
         waited = time.monotonic() - start
-        if state is None or state in SLURM_ENDED or waited >= CANCEL_WAIT:
+        if (rows is not None and (state is None or state in SLURM_ENDED)) or waited >= CANCEL_WAIT:
             break
         time.sleep(CANCEL_POLL)
+    if rows is None:
+        seen = f" (squeue last showed it {state})" if state else ""
+        raise CommandExecutionError(
+            f"mpi.cancel: scancel {jobid} was sent, but whether the job left the queue is unknown{seen}: "
+            f"squeue's last look, {round(waited)} s after, failed: {err}"
+        )
     gone = state is None or state in SLURM_ENDED
     ret = {"jobid": jobid, "cancelled": gone, "state": state, "waited": round(waited, 3)}
     if not gone:

@@ -7,14 +7,20 @@ with slurmctld when its highstate starts slurmd, and nothing in slurm.conf
 lists it.  The orchestrations call these functions on the master (where
 slurmctld and ``scontrol`` live) to do the rest:
 
-- a node joined: :py:func:`admit` waits until it is registered and resumes
-  it if saltcluster had drained or downed it (a rejoin);
+- a node joined: :py:func:`admit` waits until it is registered, resumes
+  it if saltcluster had drained or downed it (a rejoin), and fails unless
+  Slurm can use it;
 - a node left (its key deleted): :py:func:`leave` drains it, lets its jobs
   finish or requeues them (``slurm:leave_policy``), then deletes it;
 - a node died (lost from presence): :py:func:`lost` marks it down at once
-  (Slurm requeues its batch jobs), then deletes it;
+  (Slurm requeues its batch jobs, whatever the leave policy), then deletes
+  it;
 - a node's health flipped: :py:func:`follow_health` drains it in Slurm too,
   or resumes it once it serves again.
+
+A leave and a loss of the same node may run at once (a node powered off,
+then its key deleted): a node slurmctld no longer lists, wherever either
+finds it gone, is done, not an error; the one that deleted it says so.
 
 Only what saltcluster itself set is undone: a node is resumed only when
 its reason is one of saltcluster's (``saltcluster: ...``), never one an
@@ -45,6 +51,16 @@ REASON_HEALTH = "saltcluster: health checks failing"
 LEAVE_POLICIES = ("requeue", "finish")
 # node states (the first word of scontrol's State=) in which jobs still run
 BUSY_STATES = {"ALLOCATED", "MIXED", "COMPLETING"}
+# a node Slurm starts jobs on: one of these states...
+USABLE_STATES = {"IDLE", "MIXED", "ALLOCATED"}
+# ...with none of these flags (scontrol's words after the state)
+UNUSABLE_FLAGS = {
+    "DRAIN", "FAIL", "INVALID_REG", "NOT_RESPONDING", "MAINTENANCE", "POWERED_DOWN", "POWER_DOWN",
+    "POWERING_DOWN", "REBOOT_REQUESTED", "REBOOT_ISSUED",
+}  # fmt: skip
+# job states squeue shows for a job that holds no node (waiting, or back in
+# the queue)
+WAITING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"}
 # seconds between two looks at a node while waiting
 POLL = 2.0
 # seconds a node whose jobs were requeued or killed gets to be left with
@@ -150,6 +166,30 @@ def _ours(node):
     return node["reason"].startswith(REASON_PREFIX)
 
 
+def _usable(node):
+    """Slurm starts jobs on it: idle or running some, nothing setting it
+    aside."""
+    return node["state"] in USABLE_STATES and not set(node["flags"]) & UNUSABLE_FLAGS
+
+
+def _refused(node):
+    """Slurm itself will not use it, whatever reason it shows: an invalid
+    registration (the node reports less than it claims), a failed node, or
+    a state scontrol has no name for."""
+    return bool({"INVALID_REG", "FAIL"} & set(node["flags"]) or node["state"] in ("INVALID", "ERROR"))
+
+
+def _set_aside(node):
+    """Refused, drained or down (not a passing state such as a registration
+    still being processed)."""
+    return _refused(node) or _drained(node) or node["state"] == "DOWN"
+
+
+def _described(node):
+    state = "+".join([node["state"], *node["flags"]])
+    return f"{state} (reason: {node['reason'] or 'none given'})"
+
+
 def nodes():
     """
     Every node slurmctld knows, as a list of ``{name, state, flags, cpus,
@@ -196,7 +236,8 @@ def show(node):
 def jobs_on(node):
     """
     The jobs slurmctld has on ``node`` (running, completing, and so on), as
-    a list of ``{"id", "state"}``.
+    a list of ``{"id", "state"}``; none when slurmctld does not list the
+    node (deleted meanwhile).
 
     CLI Example:
 
@@ -207,6 +248,10 @@ def jobs_on(node):
     node = _name(node)
     res = _run(["squeue", "--noheader", "--nodelist", node, "--format=%i|%T"])
     if res["retcode"] != 0:
+        if _gone(node):
+            # squeue refuses a node slurmctld does not list ("Invalid node
+            # name"): deleted meanwhile, it holds no job
+            return []
         raise CommandExecutionError(f"slurm_nodes: squeue on {node} failed: {res.get('stderr', '').strip()}")
     found = []
     for line in res["stdout"].splitlines():
@@ -216,13 +261,29 @@ def jobs_on(node):
     return found
 
 
+def _gone(node):
+    """Whether slurmctld no longer lists ``node``, asked again after a
+    command on it failed: a leave (key deleted) and a loss (presence) of the
+    same node can run at once, and what one removed is done for the other.
+    An unanswered question is not "gone"."""
+    try:
+        return show(node) is None
+    except CommandExecutionError:
+        return False
+
+
 def _update(node, *fields):
+    """``scontrol update nodename=<node> <fields>``: True once done, False
+    when slurmctld no longer lists the node (deleted meanwhile)."""
     res = _run(["scontrol", "update", f"nodename={node}", *fields])
     if res["retcode"] != 0:
+        if _gone(node):
+            return False
         raise CommandExecutionError(
             f"slurm_nodes: scontrol update nodename={node} {' '.join(fields)} failed: "
             f"{(res.get('stderr') or res.get('stdout') or '').strip()}"
         )
+    return True
 
 
 def _wait(check, timeout):
@@ -248,11 +309,18 @@ def admit(node, timeout=None):
     """
     A node joined (orch.join, after its highstate started its slurmd and its
     health passed): wait until slurmctld lists it (up to ``timeout``
-    seconds, default ``slurm:register_timeout``), then resume it if
-    saltcluster had drained or downed it (a node that rejoins).  A node
-    drained or downed for a reason of an operator's stays so.  Returns
-    ``{result, node, state, changes, comment}``; the job's retcode is 1
-    when the node did not register.
+    seconds, default ``slurm:register_timeout``), resume it if saltcluster
+    had drained or downed it (a node that rejoins), then wait (within the
+    same bound) until Slurm can start jobs on it: IDLE, MIXED or ALLOCATED
+    with no DRAIN, FAIL, INVALID_REG, NOT_RESPONDING... flag.
+
+    It fails (``result`` False, the job's retcode 1, so orch.join does not
+    record the join) when the node did not register, when Slurm set it
+    aside for a reason that is not saltcluster's (DRAIN or DOWN by an
+    operator or by Slurm itself, an INVALID_REG registration, a FAIL or an
+    INVALID state: left as it is, and named with its reason in the
+    comment), or when it is still not usable at the end of the bound.
+    Returns ``{result, node, state, changes, comment}``.
 
     CLI Example:
 
@@ -264,28 +332,50 @@ def admit(node, timeout=None):
     cfg = _settings()
     timeout = _timeout(timeout, cfg["slurm"]["register_timeout"], "timeout")
     ret = {"result": True, "node": node, "state": None, "changes": {}, "comment": ""}
+    deadline = time.monotonic() + timeout
     found = _wait(lambda: show(node), timeout)
     if not found:
         return _fail(ret, f"{node} did not register with slurmctld within {timeout} s (is its slurmd running?)")
     ret["state"] = "+".join([found["state"], *found["flags"]])
-    if (_drained(found) or found["state"] == "DOWN") and _ours(found):
-        _update(node, "state=resume")
+    resumed = ""
+    if (_drained(found) or found["state"] == "DOWN") and _ours(found) and not _refused(found):
+        if not _update(node, "state=resume"):
+            return _fail(ret, f"{node} registered with slurmctld, then was deleted before it was resumed")
         ret["changes"] = {"state": {"old": ret["state"], "new": "resumed"}, "reason": found["reason"]}
-        ret["comment"] = f"{node} is registered and resumed (saltcluster had set: {found['reason']})"
-    elif _drained(found) or found["state"] == "DOWN":
-        ret["comment"] = f"{node} is registered, {ret['state']} for a reason not saltcluster's: {found['reason']}"
-    else:
-        ret["comment"] = f"{node} is registered: {ret['state']}"
+        resumed = f" (resumed: saltcluster had set {found['reason']})"
+    elif _set_aside(found):
+        return _fail(ret, f"{node} is registered but Slurm cannot use it: {_described(found)}; left as it is "
+                          f"(once fixed: scontrol update nodename={node} state=resume)")  # fmt: skip
+    # usable now, or after a passing state (NOT_RESPONDING while its
+    # registration is processed, UNKNOWN...): within the rest of the bound
+    seen = {}
+
+    def usable_or_final():
+        seen["node"] = now = show(node)
+        return now is None or _usable(now) or _refused(now) or (_set_aside(now) and not _ours(now))
+
+    _wait(usable_or_final, max(0.0, deadline - time.monotonic()))
+    found = seen["node"]
+    if found is None:
+        return _fail(ret, f"{node} registered with slurmctld, then was deleted (a leave or a loss of it meanwhile)")
+    ret["state"] = "+".join([found["state"], *found["flags"]])
+    if not _usable(found):
+        return _fail(ret, f"{node} is registered but Slurm cannot use it: {_described(found)}")
+    ret["comment"] = f"{node} is registered and usable: {ret['state']}{resumed}"
     return ret
 
 
-def _requeue_or_cancel(job):
+def _requeue_or_cancel(job, node):
     """Requeue ``job`` (a batch job goes back to the queue); a job Slurm
     cannot requeue (an allocation, like mpi.run's, or --no-requeue) is
-    cancelled.  What was done."""
+    cancelled, if it still holds ``node``: a loss of the same node may have
+    requeued it meanwhile (it waits in the queue then, and stays there).
+    What was done."""
     res = _run(["scontrol", "requeue", job])
     if res["retcode"] == 0:
         return "requeued"
+    if job not in {j["id"] for j in jobs_on(node) if j["state"] not in WAITING_STATES}:
+        return "already off the node"
     res = _run(["scancel", job])
     return "cancelled" if res["retcode"] == 0 else f"left: {(res.get('stderr') or '').strip()}"
 
@@ -293,13 +383,22 @@ def _requeue_or_cancel(job):
 # what _busy() reads of a node slurmctld no longer lists
 _GONE = {"state": "GONE", "flags": [], "alloc_cpus": 0}
 
+# a leave (key deleted) and a loss (presence) of the same node may run at
+# once: whichever deletes it, the other finds it gone
+_GONE_MEANWHILE = "{node} was removed from Slurm meanwhile (a leave or a loss of it at the same time): nothing to do"
+
 
 def _delete(node, ret):
     """Wait (up to SETTLE_TIMEOUT) for ``node`` to hold no job, then delete
-    it; slurmctld itself refuses to delete a node that still has one."""
+    it; slurmctld itself refuses to delete a node that still has one.  A
+    node slurmctld no longer lists was deleted meanwhile (by a leave or a
+    loss of it running at the same time): done, and not counted here."""
     settled = _wait(lambda: not jobs_on(node) and not _busy(show(node) or _GONE), SETTLE_TIMEOUT)
     res = _run(["scontrol", "delete", f"nodename={node}"])
     if res["retcode"] != 0:
+        if _gone(node):
+            ret["comment"] = _GONE_MEANWHILE.format(node=node)
+            return ret
         why = (res.get("stderr") or res.get("stdout") or "").strip()
         still = "" if settled else f" (it still had jobs {SETTLE_TIMEOUT} s after they were ended)"
         return _fail(ret, f"scontrol delete nodename={node} failed{still}: {why}")
@@ -322,9 +421,12 @@ def leave(node, policy=None, timeout=None):
         ``slurm:leave_timeout``); whatever still runs then is requeued as
         above
 
-    A node slurmctld does not know is nothing to do.  Returns ``{result,
-    node, changes, comment}``; the job's retcode is 1 when the node could
-    not be deleted.
+    A node slurmctld does not know is nothing to do, and so is one that
+    disappears while this runs (a loss of the same node, slurm_nodes.lost,
+    deleted it: the lab's clean leave powers the node off before its key is
+    deleted, so the master may see both).  Returns ``{result, node,
+    changes, comment}``; the job's retcode is 1 when the node could not be
+    deleted.
 
     CLI Example:
 
@@ -345,15 +447,17 @@ def leave(node, policy=None, timeout=None):
         ret["comment"] = f"{node} is not a Slurm node: nothing to do"
         return ret
     if not _drained(found):
-        _update(node, "state=drain", f"reason={REASON_LEAVING}")
+        if not _update(node, "state=drain", f"reason={REASON_LEAVING}"):
+            ret["comment"] = _GONE_MEANWHILE.format(node=node)
+            return ret
         ret["changes"]["drained"] = REASON_LEAVING
     if policy == "finish":
         _wait(lambda: not jobs_on(node), timeout)
-    ended = {job["id"]: _requeue_or_cancel(job["id"]) for job in jobs_on(node)}
+    ended = {job["id"]: _requeue_or_cancel(job["id"], node) for job in jobs_on(node)}
     if ended:
         ret["changes"]["jobs"] = ended
     _delete(node, ret)
-    if ret["result"]:
+    if ret["result"] and "deleted" in ret["changes"]:
         ret["comment"] = f"{node} drained ({policy}) and deleted from Slurm"
     return ret
 
@@ -363,8 +467,11 @@ def lost(node):
     A node died (lost from the salt-master's presence; orch.leave): mark it
     DOWN at once, so slurmctld ends its jobs now instead of after
     SlurmdTimeout (batch jobs are requeued, as JobRequeue=1 allows; an
-    ``mpi.run`` allocation on it ends), then delete it.  If it comes back,
-    its join registers it anew.
+    ``mpi.run`` allocation on it ends), then delete it.  ``slurm:leave_policy``
+    does not apply: a dead node's jobs cannot finish there, so they are
+    requeued whatever it says.  If it comes back, its join registers it
+    anew.  A node slurmctld does not know, or that disappears while this
+    runs (a leave of the same node deleted it), is nothing to do.
 
     CLI Example:
 
@@ -379,10 +486,12 @@ def lost(node):
         ret["comment"] = f"{node} is not a Slurm node: nothing to do"
         return ret
     if found["state"] != "DOWN":
-        _update(node, "state=down", f"reason={REASON_LOST}")
+        if not _update(node, "state=down", f"reason={REASON_LOST}"):
+            ret["comment"] = _GONE_MEANWHILE.format(node=node)
+            return ret
         ret["changes"]["down"] = REASON_LOST
     _delete(node, ret)
-    if ret["result"]:
+    if ret["result"] and "deleted" in ret["changes"]:
         ret["comment"] = f"{node} marked down and deleted from Slurm"
     return ret
 
@@ -409,13 +518,17 @@ def follow_health(node, state):
     if found is None:
         ret["comment"] = f"{node} is not a Slurm node: nothing to do"
     elif state == "drained" and not _drained(found):
-        _update(node, "state=drain", f"reason={REASON_HEALTH}")
-        ret["changes"]["drained"] = REASON_HEALTH
-        ret["comment"] = f"{node} drained in Slurm: its health checks fail"
+        if _update(node, "state=drain", f"reason={REASON_HEALTH}"):
+            ret["changes"]["drained"] = REASON_HEALTH
+            ret["comment"] = f"{node} drained in Slurm: its health checks fail"
+        else:
+            ret["comment"] = f"{node} is not a Slurm node (deleted meanwhile): nothing to do"
     elif state == "serving" and found["reason"] == REASON_HEALTH and (_drained(found) or found["state"] == "DOWN"):
-        _update(node, "state=resume")
-        ret["changes"]["resumed"] = found["reason"]
-        ret["comment"] = f"{node} resumed in Slurm: it serves again"
+        if _update(node, "state=resume"):
+            ret["changes"]["resumed"] = found["reason"]
+            ret["comment"] = f"{node} resumed in Slurm: it serves again"
+        else:
+            ret["comment"] = f"{node} is not a Slurm node (deleted meanwhile): nothing to do"
     else:
         ret["comment"] = f"{node} stays {'+'.join([found['state'], *found['flags']])} in Slurm"
     return ret

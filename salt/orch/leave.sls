@@ -24,8 +24,13 @@
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {#- Slurm (scheduler: slurm): a node whose key was deleted leaves (drained,
     its jobs finished or requeued by slurm:leave_policy, deleted:
-    slurm_nodes.leave); a node lost from presence died (down at once, then
-    deleted: slurm_nodes.lost) #}
+    slurm_nodes.leave); a node lost from presence died (down at once, its
+    jobs requeued whatever the policy, then deleted: slurm_nodes.lost).
+    A node powered off, then its key deleted (saltlab leave) may come here
+    both ways, in either order or at once: each function takes a node
+    slurmctld no longer lists as done, so it is deleted once and neither
+    step fails (a loss after the key delete is refused above: no accepted
+    key) #}
 {%- set slurm = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) == 'slurm' %}
 {%- set leave_timeout = salt['pillar.get']('saltcluster:slurm:leave_timeout',
                                            defaults.saltcluster.slurm.leave_timeout) %}

@@ -5,11 +5,14 @@ epilog run for real against processes of a scratch uid."""
 
 import base64
 import copy
+import grp
 import json
 import os
 import pathlib
+import pwd
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -19,6 +22,7 @@ import salt.pillar
 import salt.utils.yaml
 
 from tests.conftest import REPO
+from tests.functional.conftest import by_id
 
 MINION_ID = "node1"  # with every role (conftest's default)
 
@@ -103,14 +107,34 @@ def test_slurm_conf_rendered(modules, workdir):
     assert _arg(jobs, "name") == str(workdir / "home/jobs") and _arg(jobs, "user") == "scfunc"
 
 
-def test_controller_restarts_and_pushes_on_config_changes(modules):
+CONFIG_FILES = [{"file": "cluster-slurm-config-file-managed-slurm-conf"},
+                {"file": "cluster-slurm-config-file-managed-cgroup-conf"},
+                {"file": "cluster-slurm-config-file-managed-epilog"}]  # fmt: skip
+
+
+def test_controller_applies_a_config_change_once_by_reconfigure(modules):
+    """One mechanism: slurmctld is started and enabled, never restarted by
+    a watch; a change of its files runs `scontrol reconfigure` (24.11 keeps
+    the old daemon if the new files are bad) only while slurmctld runs, and
+    before its service state, so a first start is not followed by a
+    needless reconfigure."""
     high = modules.state.show_sls("cluster.slurm.controller")
     service = high["cluster-slurm-controller-service-running"]["service"]
     assert _arg(service, "name") == "slurmctld" and _arg(service, "enable") is True
-    assert {"file": "cluster-slurm-config-file-managed-slurm-conf"} in _arg(service, "watch")
+    assert not [a for a in service if isinstance(a, dict) and {"watch", "watch_in", "listen"} & set(a)], service
+    required = _arg(service, "require")
+    assert all(f in required for f in CONFIG_FILES)  # the first start reads them
+    assert {"service": "cluster-slurm-munge-service-running"} in required
+    # ordered after the reconfigure: it runs, if at all, on the daemon that was running
+    assert {"cmd": "cluster-slurm-controller-cmd-run-reconfigure"} in required
     reconfigure = high["cluster-slurm-controller-cmd-run-reconfigure"]["cmd"]
     assert _arg(reconfigure, "name") == "scontrol reconfigure"
-    assert {"file": "cluster-slurm-config-file-managed-epilog"} in _arg(reconfigure, "onchanges")
+    assert _arg(reconfigure, "onchanges") == CONFIG_FILES
+    assert _arg(reconfigure, "onlyif") == "systemctl is-active --quiet slurmctld"
+    assert {"service": "cluster-slurm-controller-service-running"} not in _arg(reconfigure, "require")
+    # no other state manages the service
+    services = [sid for sid, st in high.items() if "service" in st and _arg(st["service"], "name") == "slurmctld"]
+    assert services == ["cluster-slurm-controller-service-running"]
 
 
 def _exec_start(high):
@@ -159,6 +183,51 @@ def test_munge_key_from_pillar_never_shows_in_the_states(modules, workdir):
     assert _arg(mode, "replace") is False and _arg(mode, "show_changes") is False
     service = high["cluster-slurm-munge-service-running"]["service"]
     assert {"file": "cluster-slurm-munge-file-decode-key"} in _arg(service, "watch")
+
+
+def _state_args(state):
+    """A rendered state's arguments without its requisites."""
+    return {k: v for a in state if isinstance(a, dict) for k, v in a.items() if k not in ("require", "watch")}
+
+
+@pytest.mark.parametrize("before", [None, 0o644])
+def test_munge_key_is_never_readable_by_others(modules, workdir, before):
+    """The file exists with owner and mode 0400 before the key is written
+    into it, and the key is written in place (same inode: no new file made
+    under the default umask).  ``before``: no file yet, or a key Debian's
+    package left (0644 here, the worst case).  The rendered states run for
+    real on a scratch path, owned by this test's user (there is no munge
+    user here)."""
+    secret = base64.b64encode(os.urandom(128)).decode()
+    pillar = {"saltcluster_munge": {"key": secret}}
+    high = modules.state.show_sls("cluster.slurm.munge", pillar=pillar)
+    first, then = high["cluster-slurm-munge-file-managed-key-mode"], high["cluster-slurm-munge-file-decode-key"]
+    # the file's owner and mode are set by a state the key's own requires
+    assert "managed" in first["file"] and "decode" in then["file"]
+    assert _arg(then["file"], "require") == [{"file": "cluster-slurm-munge-file-managed-key-mode"}]
+    key = pathlib.Path(_arg(then["file"], "name"))
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.unlink(missing_ok=True)
+    if before is not None:
+        key.write_bytes(b"debian's own key")
+        key.chmod(before)
+    me, my_group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    args = dict(_state_args(first["file"]), user=me, group=my_group)
+    ret = by_id(modules.state.single("file.managed", **args))
+    assert all(r["result"] is True for r in ret.values()), ret
+    st = key.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o400 and (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+    assert st.st_size == (0 if before is None else len(b"debian's own key"))
+    # state.high: state.single would hand its pillar to file.decode too
+    decode = {"file": ["decode", *({k: v} for k, v in _state_args(then["file"]).items())],
+              "__sls__": "functional", "__env__": "base"}  # fmt: skip
+    ret = modules.state.high({"munge-key": decode}, pillar=pillar)
+    assert [r["result"] for r in by_id(ret).values()] == [True], ret
+    assert secret not in json.dumps(getattr(ret, "raw", ret))
+    after = key.stat()
+    assert key.read_bytes() == base64.b64decode(secret)
+    assert after.st_ino == st.st_ino and stat.S_IMODE(after.st_mode) == 0o400
+    assert (after.st_uid, after.st_gid) == (st.st_uid, st.st_gid)
 
 
 # -- the munge key's pillar, compiled as the master compiles it
@@ -234,6 +303,8 @@ def test_no_munge_key_where_no_master_compiles_the_pillar(salt_factories, tmp_pa
 # -- the epilog, for real (root: it runs as root and kills a scratch uid's processes)
 
 EPILOG = REPO / "salt/cluster/files/slurm/epilog.sh"
+# the epilog's own search path (slurmd gives it none)
+EPILOG_PATH = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 SCRATCH_UID = 64125
 
 
@@ -249,7 +320,8 @@ def _start(job, uid=SCRATCH_UID):
 
 def _epilog(tmp_path, squeue_output=None):
     """Run the epilog for job 55 of SCRATCH_UID, with a fake squeue (None:
-    squeue fails)."""
+    squeue fails), found first on the epilog's own search path (a copy of
+    it, that line alone changed)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     squeue = bin_dir / "squeue"
@@ -258,9 +330,14 @@ def _epilog(tmp_path, squeue_output=None):
     else:
         squeue.write_text(f"#!/bin/sh\nprintf '%s\\n' {shlex.quote(squeue_output)}\n")
     squeue.chmod(0o755)
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "55", "SLURM_JOB_UID": str(SCRATCH_UID),
-           "SLURM_JOB_USER": "scratch", "SLURMD_NODENAME": "node1"}  # fmt: skip
-    return subprocess.run(["/bin/sh", str(EPILOG)], env=env, capture_output=True, text=True, timeout=60)
+    lines = EPILOG.read_text().splitlines(keepends=True)
+    assert lines.count(EPILOG_PATH + "\n") == 1
+    script = tmp_path / "epilog"
+    script.write_text("".join(f"PATH={bin_dir}:{line[len('PATH='):]}" if line == EPILOG_PATH + "\n" else line
+                              for line in lines))  # fmt: skip
+    env = {"SLURM_JOB_ID": "55", "SLURM_JOB_UID": str(SCRATCH_UID), "SLURM_JOB_USER": "scratch",
+           "SLURMD_NODENAME": "node1"}  # fmt: skip
+    return subprocess.run(["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=60)
 
 
 def _alive(proc):
@@ -302,6 +379,25 @@ def test_epilog_kills_only_the_jobs_processes_while_another_job_runs(tmp_path, p
     assert ret.returncode == 0, ret.stderr
     assert not _alive(procs[0])
     assert all(_alive(p) for p in procs[1:])
+
+
+def test_epilog_sets_its_search_path_before_any_command():
+    """slurmd runs the epilog with no PATH: it sets its own, first."""
+    code = [line for line in EPILOG.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert code[:2] == [EPILOG_PATH, "export PATH"], code[:3]
+
+
+@needs_root
+def test_epilog_works_whatever_search_path_it_is_given(tmp_path, procs):
+    """Run as slurmd runs it, with a PATH that finds nothing (a shell with
+    none at all falls back to a default of its own, which is not the
+    epilog's choice): it still finds its tools and kills the job's rank."""
+    procs.append(_start(55))
+    time.sleep(0.3)
+    env = {"PATH": str(tmp_path / "nothing"), "SLURM_JOB_ID": "55", "SLURM_JOB_UID": str(SCRATCH_UID)}
+    ret = subprocess.run(["/bin/sh", str(EPILOG)], env=env, capture_output=True, text=True, timeout=60)
+    assert ret.returncode == 0 and "not found" not in ret.stderr, ret.stderr
+    assert not _alive(procs[0])
 
 
 @needs_root

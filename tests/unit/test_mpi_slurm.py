@@ -79,6 +79,7 @@ class FakeSlurm:
         self.sbatch = {"retcode": 0, "stdout": "17\n", "stderr": ""}
         self.scancel = {"retcode": 0, "stdout": "", "stderr": ""}
         self.squeue_fails = ""
+        self.squeue_failures = []  # errors the next squeue calls answer, one each
         self.gone_after = 0  # squeue calls after scancel until the job is gone
         self.salloc = {
             "retcode": 0, "stdout": "pi is approximately 3.14", "pid": 4242, "timed_out": False,
@@ -99,6 +100,8 @@ class FakeSlurm:
         if name == "squeue":
             if self.squeue_fails:
                 return {"retcode": 1, "stdout": "", "stderr": self.squeue_fails}
+            if self.squeue_failures:
+                return {"retcode": 1, "stdout": "", "stderr": self.squeue_failures.pop(0)}
             if any(a.startswith("--jobs=") for a in tool):
                 if self.gone_after <= 0:
                     return {"retcode": 1, "stdout": "", "stderr": "slurm_load_jobs error: Invalid job id specified"}
@@ -300,6 +303,28 @@ def test_submit_refuses_bad_input_naming_it_before_anything_starts(slurm, userfs
     assert slurm.calls == [] and userfs.calls == [] and os.listdir(home / "jobs") == []
 
 
+def test_submit_np_above_the_slots_advises_what_submit_takes(slurm, userfs):
+    """mpi.submit has no oversubscribe: its advice names what it accepts;
+    mpi.run's still offers oversubscribe=True."""
+    with pytest.raises(SaltInvocationError) as exc:
+        mpi.submit("cpi", np=5)
+    assert str(exc.value) == (
+        "mpi.submit: np=5 is more than the 4 slots of the chosen hosts (a queued job runs one rank per slot: "
+        "ask for at most 4, or choose more hosts)"
+    )
+    assert "oversubscribe" not in str(exc.value) and slurm.calls == [] and userfs.calls == []
+    with pytest.raises(SaltInvocationError, match=r"np=5 .* \(pass oversubscribe=True to allow it\)"):
+        mpi.run("cpi", np=5)
+
+
+def test_submit_np_above_max_np_does_not_speak_of_oversubscribing(slurm, cfg):
+    cfg["mpi"]["max_np"] = 2
+    with pytest.raises(SaltInvocationError) as exc:
+        mpi.submit("cpi", np=3)
+    assert "np=3 is more than the 2 ranks a job may start" in str(exc.value)
+    assert "oversubscri" not in str(exc.value)
+
+
 def test_sbatch_refusal_is_reported_and_leaves_no_script(slurm, userfs, home):
     slurm.sbatch = {"retcode": 1, "stdout": "", "stderr": "sbatch: error: invalid partition specified: batch"}
     with pytest.raises(CommandExecutionError, match="sbatch refused the job: sbatch: error: invalid partition"):
@@ -367,6 +392,27 @@ def test_cancel_of_a_job_that_stays_is_reported_after_a_bounded_wait(slurm, cloc
     ret = mpi.cancel(17)
     assert ret["cancelled"] is False and ret["state"] == "RUNNING" and ret["waited"] == mpi.CANCEL_WAIT
     assert mpi.__context__["retcode"] == 1
+
+
+UNREACHABLE = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+
+
+def test_cancel_is_not_reported_done_when_squeue_cannot_say(slurm, clock):
+    """scancel was accepted, then slurmctld stopped answering: nothing is
+    known of the job, so it is an error naming squeue's, not cancelled."""
+    slurm.squeue_fails = UNREACHABLE
+    with pytest.raises(CommandExecutionError) as exc:
+        mpi.cancel("17")
+    message = str(exc.value)
+    assert message.startswith("mpi.cancel: scancel 17 was sent, but whether the job left the queue is unknown")
+    assert f"squeue's last look, {mpi.CANCEL_WAIT} s after, failed: {UNREACHABLE}" in message
+    assert len(slurm.ran("squeue")) > 1  # read again until the bound, nothing retried but the read
+
+
+def test_cancel_rides_out_a_passing_squeue_failure(slurm, clock):
+    slurm.squeue_failures = [UNREACHABLE, UNREACHABLE]
+    ret = mpi.cancel("17")
+    assert ret["cancelled"] is True and ret["state"] is None and ret["waited"] == 2 * mpi.CANCEL_POLL, ret
 
 
 def test_cancel_that_slurm_refuses_names_the_job(slurm):

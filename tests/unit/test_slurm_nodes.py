@@ -25,15 +25,25 @@ NODE1 = (
 
 
 class FakeSlurm:
-    """What scontrol, squeue and scancel answer, and what they were asked."""
+    """What scontrol, squeue and scancel answer (as Slurm 24.11 words its
+    errors), and what they were asked."""
 
     def __init__(self):
         self.nodes = {}  # name -> {"State", "Reason", "CPUAlloc"}
-        self.jobs = {}  # id -> {"node", "state", "batch"}
+        self.jobs = {}  # id -> {"node", "state", "batch"}; node None: waiting in the queue
         self.calls = []
         self.register_after = {}  # name -> polls until it shows up
         self.delete_refused = ""
         self.finish_after = None  # polls of squeue until the jobs end by themselves
+        self.states_after = {}  # name -> the states it shows on the next looks, one per look
+        # (command prefix, action): the action runs once, just before the
+        # first command that starts so (another call at the same time)
+        self.meanwhile = []
+        self.deleted = []  # the nodes scontrol delete removed, once each time
+
+    def requeue(self, job):
+        """slurmctld puts a batch job back in the queue (it holds no node)."""
+        self.jobs[job].update(node=None, state="PENDING")
 
     def add(self, name, state="IDLE+DYNAMIC_NORM", reason=None):
         self.nodes[name] = {"State": state, "Reason": reason, "CPUAlloc": "0"}
@@ -47,7 +57,21 @@ class FakeSlurm:
             text += f" Reason={node['Reason']} [root@2025-11-27T05:02:00]"
         return text
 
+    def down(self, name, reason):
+        self.nodes[name].update(State="DOWN+DYNAMIC_NORM", Reason=reason)
+        # slurmctld ends a down node's jobs: batch ones are requeued, an
+        # allocation ends
+        for job in [j for j, v in self.jobs.items() if v["node"] == name]:
+            if self.jobs[job]["batch"]:
+                self.requeue(job)
+            else:
+                del self.jobs[job]
+
     def __call__(self, cmd, **kwargs):
+        for prefix, action in list(self.meanwhile):
+            if cmd[: len(prefix)] == list(prefix):
+                self.meanwhile.remove((prefix, action))
+                action()
         self.calls.append(list(cmd))
         assert kwargs.get("python_shell") is False and kwargs.get("timeout")
         ok = {"retcode": 0, "stdout": "", "stderr": ""}
@@ -61,38 +85,49 @@ class FakeSlurm:
                     self.add(name)
             if name not in self.nodes:
                 return {"retcode": 1, "stdout": "", "stderr": f"Node {name} not found"}
+            if self.states_after.get(name):
+                self.nodes[name]["State"] = self.states_after[name].pop(0)
             return dict(ok, stdout=self.line(name) + "\n")
         if cmd[:2] == ["scontrol", "update"]:
             name = cmd[2].split("=", 1)[1]
+            if name not in self.nodes:
+                return {"retcode": 1, "stdout": "", "stderr": "slurm_update error: Invalid node name specified"}
             fields = dict(f.split("=", 1) for f in cmd[3:])
             node = self.nodes[name]
             if fields["state"] == "drain":
                 node.update(State=node["State"] + "+DRAIN", Reason=fields["reason"])
             elif fields["state"] == "down":
-                node.update(State="DOWN+DYNAMIC_NORM", Reason=fields["reason"])
-                # slurmctld ends a down node's jobs: batch ones are requeued
-                for job in [j for j, v in self.jobs.items() if v["node"] == name]:
-                    del self.jobs[job]
+                self.down(name, fields["reason"])
             elif fields["state"] == "resume":
                 node.update(State="IDLE+DYNAMIC_NORM", Reason=None)
             return ok
         if cmd[:2] == ["scontrol", "requeue"]:
-            job = self.jobs[cmd[2]]
+            job = self.jobs.get(cmd[2])
+            if job is None:
+                return {"retcode": 1, "stdout": "", "stderr": f"Requeue of JobId={cmd[2]} failed: Invalid job id"}
+            if job["node"] is None:
+                return {"retcode": 1, "stdout": "", "stderr": f"Requeue of JobId={cmd[2]} failed: Job is pending"}
             if not job["batch"]:
                 return {"retcode": 1, "stdout": "", "stderr": "Only batch jobs are accepted or processed"}
-            del self.jobs[cmd[2]]
+            self.requeue(cmd[2])
             return ok
         if cmd[0] == "scancel":
             self.jobs.pop(cmd[1], None)
             return ok
         if cmd[:2] == ["scontrol", "delete"]:
             name = cmd[2].split("=", 1)[1]
+            if name not in self.nodes:
+                return {"retcode": 1, "stdout": "", "stderr": f"delete_node {cmd[2]}: Invalid node name specified"}
             if self.delete_refused or any(j["node"] == name for j in self.jobs.values()):
                 return {"retcode": 1, "stdout": "", "stderr": self.delete_refused or "Node has running jobs"}
             del self.nodes[name]
+            self.deleted.append(name)
             return ok
         if cmd[0] == "squeue":
             assert cmd[1:3] == ["--noheader", "--nodelist"] and cmd[4] == "--format=%i|%T"
+            if cmd[3] not in self.nodes:
+                # squeue checks the names it is given against slurmctld's nodes
+                return {"retcode": 1, "stdout": "", "stderr": f"squeue: error: Invalid node name {cmd[3]}"}
             if self.finish_after is not None:
                 self.finish_after -= 1
                 if self.finish_after <= 0:
@@ -100,6 +135,7 @@ class FakeSlurm:
             rows = [f"{j}|{v['state']}" for j, v in self.jobs.items() if v["node"] == cmd[3]]
             return dict(ok, stdout="\n".join(rows))
         raise AssertionError(cmd)
+
 
     def asked(self, *prefix):
         return [c for c in self.calls if c[: len(prefix)] == list(prefix)]
@@ -339,11 +375,59 @@ def test_a_rejoining_node_saltcluster_had_set_aside_is_resumed(slurm, state, rea
     assert slurm.asked("scontrol", "update") == [["scontrol", "update", "nodename=node3", "state=resume"]]
 
 
-def test_a_node_an_operator_drained_stays_drained(slurm):
-    slurm.add("node3", state="IDLE+DRAIN+DYNAMIC_NORM", reason="disk replacement")
+@pytest.mark.parametrize(
+    "state,reason,named",
+    [
+        # an operator's drain stays, and the join is not done
+        ("IDLE+DRAIN+DYNAMIC_NORM", "disk replacement", "IDLE+DRAIN+DYNAMIC_NORM (reason: disk replacement)"),
+        ("DOWN+DYNAMIC_NORM", "Not responding", "DOWN+DYNAMIC_NORM (reason: Not responding)"),
+        # Slurm refused its registration: fewer CPUs than its slurmd claimed
+        ("DOWN+DRAIN+DYNAMIC_NORM+INVALID_REG", "Low CPUs", "DOWN+DRAIN+DYNAMIC_NORM+INVALID_REG (reason: Low CPUs)"),
+        # even with a reason of saltcluster's: resuming cannot fix that
+        ("IDLE+DYNAMIC_NORM+INVALID_REG", slurm_nodes.REASON_LOST, "+INVALID_REG (reason: saltcluster: lost"),
+        ("INVALID+DYNAMIC_NORM", None, "INVALID+DYNAMIC_NORM (reason: none given)"),
+        ("IDLE+DYNAMIC_NORM+FAIL", "failed by an operator", "IDLE+DYNAMIC_NORM+FAIL (reason: failed by an operator)"),
+    ],
+)
+def test_a_node_slurm_cannot_use_fails_the_join_naming_state_and_reason(slurm, clock, state, reason, named):
+    """The join is then not recorded (orch.join's record requires admit)."""
+    slurm.add("node3", state=state, reason=reason)
     ret = slurm_nodes.admit("node3")
-    assert ret["result"] is True and "not saltcluster's: disk replacement" in ret["comment"]
-    assert slurm.asked("scontrol", "update") == []
+    assert ret["result"] is False, ret
+    assert "node3 is registered but Slurm cannot use it" in ret["comment"] and named in ret["comment"], ret
+    assert slurm_nodes.__context__["retcode"] == 1
+    assert slurm.asked("scontrol", "update") == []  # left as it is
+    assert clock.slept == 0  # said at once: waiting would not change it
+
+
+def test_admit_waits_out_a_passing_state_within_its_bound(slurm, clock):
+    slurm.add("node3", state="IDLE+DYNAMIC_NORM+NOT_RESPONDING")
+    slurm.states_after["node3"] = ["IDLE+DYNAMIC_NORM+NOT_RESPONDING"] * 3 + ["IDLE+DYNAMIC_NORM"]
+    ret = slurm_nodes.admit("node3", timeout=30)
+    assert ret["result"] is True and ret["state"] == "IDLE+DYNAMIC_NORM", ret
+    assert 0 < clock.slept < 30
+
+
+def test_admit_fails_when_the_node_stays_unusable_to_the_end_of_its_bound(slurm, clock):
+    slurm.add("node3", state="UNKNOWN+DYNAMIC_NORM+NOT_RESPONDING")
+    ret = slurm_nodes.admit("node3", timeout=20)
+    assert ret["result"] is False and "UNKNOWN+DYNAMIC_NORM+NOT_RESPONDING (reason: none given)" in ret["comment"]
+    assert 20 <= clock.now - 1000 <= 20 + slurm_nodes.POLL  # one bound for registering and settling
+
+
+def test_a_resumed_node_slurm_still_cannot_use_fails_the_join(slurm, clock):
+    slurm.add("node3", state="DOWN+DYNAMIC_NORM", reason=slurm_nodes.REASON_LOST)
+    # resumed, then Slurm refuses what its slurmd registers
+    slurm.states_after["node3"] = ["DOWN+DYNAMIC_NORM", "DOWN+DYNAMIC_NORM+INVALID_REG"]
+    ret = slurm_nodes.admit("node3", timeout=60)
+    assert ret["result"] is False and "DOWN+DYNAMIC_NORM+INVALID_REG" in ret["comment"], ret
+    assert ret["changes"]["reason"] == slurm_nodes.REASON_LOST  # what it did is still said
+
+
+@pytest.mark.parametrize("state", ["MIXED+DYNAMIC_NORM", "ALLOCATED+DYNAMIC_NORM", "IDLE+DYNAMIC_NORM+RESERVED"])
+def test_a_node_running_jobs_is_usable(slurm, state):
+    slurm.add("node3", state=state)
+    assert slurm_nodes.admit("node3")["result"] is True
 
 
 # -- leave and death
@@ -420,6 +504,98 @@ def test_lost_marks_down_at_once_then_deletes(slurm, clock):
 def test_lost_of_an_unknown_node_does_nothing(slurm):
     assert "not a Slurm node" in slurm_nodes.lost("node9")["comment"]
     assert slurm.asked("scontrol", "update") == []
+
+
+# -- a leave and a loss of the same node at once (the lab's clean leave powers
+# the node off before its key is deleted: the master may see both)
+
+
+def _deleted_by_the_other(slurm, name):
+    """What the other call did, all of it: down (its batch jobs requeued),
+    then deleted."""
+
+    def act():
+        slurm.down(name, slurm_nodes.REASON_LOST)
+        del slurm.nodes[name]
+        slurm.deleted.append(name)
+
+    return act
+
+
+@pytest.mark.parametrize(
+    "function,moment",
+    [
+        ("leave", ("scontrol", "update")),  # between show() and the drain
+        ("leave", ("squeue",)),  # between the drain and the jobs on it
+        ("leave", ("scontrol", "requeue")),  # while its jobs are ended
+        ("leave", ("scontrol", "delete")),  # between the settled jobs and the delete
+        ("lost", ("scontrol", "update")),  # between show() and the down
+        ("lost", ("squeue",)),
+        ("lost", ("scontrol", "delete")),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else v,
+)
+@pytest.mark.parametrize("policy", ["requeue", "finish"])
+def test_a_node_removed_meanwhile_counts_as_done(slurm, cfg, clock, function, moment, policy):
+    cfg["slurm"]["leave_policy"] = policy
+    slurm.add("node3", state="ALLOCATED+DYNAMIC_NORM")
+    slurm.jobs = {"21": {"node": "node3", "state": "RUNNING", "batch": True},
+                  "23": {"node": "node1", "state": "RUNNING", "batch": True}}  # fmt: skip
+    slurm.meanwhile.append((moment, _deleted_by_the_other(slurm, "node3")))
+    ret = getattr(slurm_nodes, function)("node3")
+    assert ret["result"] is True, ret
+    assert "deleted" not in ret["changes"] and "removed from Slurm meanwhile" in ret["comment"], ret
+    assert "retcode" not in slurm_nodes.__context__
+    assert slurm.deleted == ["node3"]  # once, by the other
+    # the job the other requeued waits in the queue: never cancelled
+    assert slurm.jobs["21"] == {"node": None, "state": "PENDING", "batch": True} and slurm.asked("scancel") == []
+    assert slurm.jobs["23"]["state"] == "RUNNING"
+
+
+def test_a_loss_while_the_leave_ends_its_jobs_deletes_the_node_once(slurm):
+    """slurm_nodes.lost of node3 runs whole while slurm_nodes.leave of node3
+    is requeueing its jobs: one deletes it, the other finds it done; the
+    batch job the loss requeued stays queued, the allocation ends."""
+    slurm.add("node3", state="ALLOCATED+DYNAMIC_NORM")
+    slurm.jobs = {"21": {"node": "node3", "state": "RUNNING", "batch": True},
+                  "22": {"node": "node3", "state": "RUNNING", "batch": False}}  # fmt: skip
+    seen = {}
+    slurm.meanwhile.append((("scontrol", "requeue"), lambda: seen.update(lost=slurm_nodes.lost("node3"))))
+    ret = slurm_nodes.leave("node3", policy="requeue")
+    assert seen["lost"]["result"] is True and seen["lost"]["changes"]["deleted"] == "node3", seen
+    assert ret["result"] is True and "deleted" not in ret["changes"], ret
+    assert ret["changes"]["jobs"] == {"21": "already off the node", "22": "already off the node"}
+    assert slurm.deleted == ["node3"] and slurm.asked("scancel") == []
+    assert slurm.jobs == {"21": {"node": None, "state": "PENDING", "batch": True}}
+
+
+def test_a_leave_while_the_loss_waits_for_the_jobs_deletes_the_node_once(slurm):
+    slurm.add("node4", state="ALLOCATED+DYNAMIC_NORM")
+    slurm.jobs = {"31": {"node": "node4", "state": "RUNNING", "batch": True}}
+    seen = {}
+    slurm.meanwhile.append((("squeue",), lambda: seen.update(leave=slurm_nodes.leave("node4"))))
+    ret = slurm_nodes.lost("node4")
+    assert seen["leave"]["result"] is True and seen["leave"]["changes"]["deleted"] == "node4", seen
+    assert ret["result"] is True and ret["changes"] == {"down": slurm_nodes.REASON_LOST}, ret
+    assert slurm.deleted == ["node4"]
+
+
+@pytest.mark.parametrize("function", ["leave", "lost"])
+def test_a_failure_that_is_not_a_vanished_node_is_still_an_error(slurm, function):
+    """The node is still listed: a refused update is an error, not "done"."""
+    slurm.add("node3")
+    real = slurm.__call__
+
+    def refuse_updates(cmd, **kwargs):
+        if cmd[:2] == ["scontrol", "update"]:
+            slurm.calls.append(list(cmd))
+            return {"retcode": 1, "stdout": "", "stderr": "slurm_update error: Access/permission denied"}
+        return real(cmd, **kwargs)
+
+    slurm_nodes.__salt__["cmd.run_all"] = refuse_updates
+    with pytest.raises(CommandExecutionError, match="Access/permission denied"):
+        getattr(slurm_nodes, function)("node3")
+    assert slurm.deleted == []
 
 
 # -- health
@@ -499,6 +675,48 @@ def test_a_node_that_leaves_or_dies_leaves_slurm(master, event, function, timeou
     assert _arg(args, "tgt") == "G@roles:master and not L@node2" and _arg(args, "timeout") == timeout
     # needs nothing: Slurm follows even when a membership run failed
     assert not any(isinstance(a, dict) and "require" in a for a in args)
+
+
+def _run_slurm_step(states, node):
+    """Run the orchestration's Slurm step for ``node`` as salt.function
+    would on the master: its function with its kwarg."""
+    fun, args = states[f"saltcluster-orch-leave-slurm-{node}"]
+    assert fun == "salt.function"
+    return getattr(slurm_nodes, _arg(args, "name").split(".", 1)[1])(**_arg(args, "kwarg"))
+
+
+def test_a_clean_leave_seen_first_as_a_loss_then_as_a_key_delete_leaves_slurm_once(master, slurm):
+    """ops.leave powers node2 off, then deletes its key: the presence loss
+    may reach orch.leave first (slurm_nodes.lost deletes it), then the key
+    delete (slurm_nodes.leave finds nothing to do): removed once, no step
+    fails."""
+    slurm.add("node2")
+    master.alive.remove("node2")
+    first = acting(master.render("leave.sls", {"saltcluster_gone": ["node2"], "saltcluster_leave_event": "presence"}))
+    ret = _run_slurm_step(first, "node2")
+    assert ret["result"] is True and ret["changes"]["deleted"] == "node2", ret
+    # that orchestration forgot node2's mine data; then the key goes
+    del master.mine["node2"]
+    master.accepted.remove("node2")
+    second = acting(master.render("leave.sls", {"saltcluster_gone": ["node2"], "saltcluster_leave_event": "key"}))
+    ret = _run_slurm_step(second, "node2")
+    assert ret["result"] is True and ret["changes"] == {} and "not a Slurm node" in ret["comment"], ret
+    assert slurm.deleted == ["node2"] and "retcode" not in slurm_nodes.__context__
+
+
+def test_a_clean_leave_seen_first_as_a_key_delete_leaves_slurm_once(master, slurm):
+    """The key delete first (slurm_nodes.leave drains and deletes node2);
+    the presence loss after it renders no step (no accepted key)."""
+    slurm.add("node2")
+    master.alive.remove("node2")
+    master.accepted.remove("node2")
+    first = acting(master.render("leave.sls", {"saltcluster_gone": ["node2"], "saltcluster_leave_event": "key"}))
+    ret = _run_slurm_step(first, "node2")
+    assert ret["result"] is True and ret["changes"]["deleted"] == "node2", ret
+    del master.mine["node2"]
+    high = master.render("leave.sls", {"saltcluster_gone": ["node2"], "saltcluster_leave_event": "presence"})
+    assert acting(high) == {}
+    assert slurm.deleted == ["node2"] and "retcode" not in slurm_nodes.__context__
 
 
 def test_a_leave_the_master_cannot_confirm_touches_no_slurm_node(master):

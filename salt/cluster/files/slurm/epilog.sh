@@ -6,6 +6,10 @@
 # carries this job's id in its environment, and every process of that user
 # when no other job of theirs runs here.  It never kills root's processes
 # (so never itself) and always exits 0: a failing epilog drains the node.
+# slurmd runs it with no search path: name where its tools are (squeue:
+# slurm-client, in /usr/bin), before any of them is used.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 job=${SLURM_JOB_ID:-}
 uid=${SLURM_JOB_UID:-}
 user=${SLURM_JOB_USER:-}

@@ -1179,23 +1179,39 @@ def cancel(jobid):
 def _read_capped(dir_fd, name, uid, limit):
     """The file ``name`` in the directory ``dir_fd``, if it is a regular
     file of ``uid``'s with one name (never through a link): its first and
-    last ``limit // 2`` bytes, and what lay between (counted)."""
+    last ``limit // 2`` bytes, and what lay between (counted).
+
+    The name is pinned with ``O_PATH | O_NOFOLLOW`` and judged by that
+    handle's fstat before anything is opened for reading: a FIFO is never
+    opened (an open would block), and the read-open goes through the pinned
+    handle, so it reaches the inode that was judged.  That read-open blocks:
+    on the NFS server a client may hold a delegation on the file, which a
+    non-blocking open meets with EWOULDBLOCK; a blocking one waits for the
+    kernel's lease break (bounded by /proc/sys/fs/lease-break-time)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        pinned = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CommandExecutionError(f"mpi.output: {name} is a symlink: not followed") from None
         raise CommandExecutionError(f"mpi.output: {name} cannot be read: {exc.strerror}") from None
     try:
-        st = os.fstat(fd)
+        st = os.fstat(pinned)
+        if stat.S_ISLNK(st.st_mode):
+            raise CommandExecutionError(f"mpi.output: {name} is a symlink: not followed")
         if not stat.S_ISREG(st.st_mode):
             raise CommandExecutionError(f"mpi.output: {name} is not a regular file: not read")
         if st.st_uid != uid:
             raise CommandExecutionError(f"mpi.output: {name} is not the MPI user's (uid {st.st_uid}): not read")
         if st.st_nlink != 1:
             raise CommandExecutionError(f"mpi.output: {name} has {st.st_nlink} names (a hard link): not read")
+        try:
+            fd = os.open(f"/proc/self/fd/{pinned}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise CommandExecutionError(f"mpi.output: {name} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(pinned)
+    try:
+        st = os.fstat(fd)  # its size now: the job may still be writing
         kept = _Capped(limit)
         head = os.read(fd, kept.head_limit) if kept.head_limit else b""
         kept.add(head)

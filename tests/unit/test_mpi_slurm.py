@@ -3,6 +3,7 @@ mpi.output, and mpi.run inside a Slurm allocation; every refusal before
 anything starts, and the clear error when the cluster has no queue."""
 
 import copy
+import errno
 import os
 import pwd
 import re
@@ -443,6 +444,22 @@ def test_output_reads_both_files(slurm, home):
     assert ret["output_cut"] == {"stdout": 0, "stderr": 0}
     assert ret["files"] == {"stdout": str(home / "jobs/17.out"), "stderr": str(home / "jobs/17.err")}
     assert slurm.calls == []
+
+
+@needs_root
+def test_output_reads_a_file_whose_non_blocking_open_would_fail(slurm, home, monkeypatch):
+    """On the NFS server a client's delegation on the file makes an
+    O_NONBLOCK read-open fail with EWOULDBLOCK: the reading open blocks."""
+    _job_file(home, "17.out", "pi is approximately 3.1416\n")
+    real_open = os.open
+
+    def delegated(path, flags, *args, **kwargs):
+        if flags & os.O_NONBLOCK and not flags & os.O_PATH:
+            raise BlockingIOError(errno.EWOULDBLOCK, "Resource temporarily unavailable")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(mpi.os, "open", delegated)
+    assert mpi.output(17)["stdout"] == "pi is approximately 3.1416"
 
 
 @needs_root

@@ -627,6 +627,29 @@ def test_bad_input_refused_naming_the_value_and_nothing_started(slurm):
           f"and {second} follow one another")  # fmt: skip
 
 
+def test_cpi_the_two_ways_a_user_types_it(slurm):
+    """As the MPI user on the master, outside Salt: `srun -n N bin/cpi`
+    (ranks started by slurmd through PMI-2, MpiDefault=pmi2), and an sbatch
+    script of the user's own that calls mpiexec (Hydra inside the
+    allocation).  Each prints pi from every slot of every compute node."""
+    slots = slurm["slots"]
+    n = sum(slots.values())
+    rc, out, err = sh("master", f"su - jobhandler -c 'srun -n {n} --time=5 bin/cpi'", timeout=START_BOUND + JOB_BOUND)
+    assert rc == 0 and "pi is approximately 3.14159" in out, (rc, out, err)
+    assert placed(out) == Counter(slots), out
+    script = (f"#!/bin/sh\n#SBATCH --ntasks={n}\n#SBATCH --time=5\n#SBATCH --job-name=slurm-test-user\n"
+              f"#SBATCH --output={HOME}/slurm-test-user-%j.out\nmpiexec bin/cpi\n")  # fmt: skip
+    as_user = f"printf {shlex.quote(script)} > cpi.sbatch && sbatch --parsable --wait cpi.sbatch"
+    rc, out, err = sh("master", f"su - jobhandler -c {shlex.quote(as_user)}", timeout=START_BOUND + JOB_BOUND)
+    jobid = out.strip().split(";")[0]
+    assert rc == 0 and jobid.isdigit(), (rc, out, err)
+    user_out = f"{HOME}/slurm-test-user-{jobid}.out"
+    rc, text, err = sh("master", f"cat {user_out}; rm -f {user_out} {HOME}/cpi.sbatch")
+    assert "pi is approximately 3.14159" in text and placed(text) == Counter(slots), text
+    print(f"\nthe user's way: srun -n {n} bin/cpi and sbatch (job {jobid}) of a script calling mpiexec: "
+          f"pi from {dict(placed(text))}")
+
+
 def test_node3_and_node4_join_slurm_within_their_join_and_take_ranks(slurm):
     """node3 and node4 join together (one ops.join, as an operator boots
     two): when each orch.join is done Slurm lists the node idle with its

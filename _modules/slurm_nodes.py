@@ -408,9 +408,11 @@ def _delete(node, ret):
 
 def leave(node, policy=None, timeout=None):
     """
-    A node left the cluster for good (its key deleted; orch.leave): drain
-    it in Slurm, deal with its running jobs by ``policy`` (default
-    ``slurm:leave_policy``), then delete it from slurmctld.
+    A node leaves the cluster for good: drain it in Slurm, deal with its
+    running jobs by ``policy`` (default ``slurm:leave_policy``), then delete
+    it from slurmctld.  An operator runs it while the node still runs,
+    before shutting it down and deleting its key; orch.leave runs it again
+    for the key delete (and finds nothing left to do).
 
     requeue
         its jobs are requeued at once (a batch job goes back to the queue
@@ -423,8 +425,8 @@ def leave(node, policy=None, timeout=None):
 
     A node slurmctld does not know is nothing to do, and so is one that
     disappears while this runs (a loss of the same node, slurm_nodes.lost,
-    deleted it: the lab's clean leave powers the node off before its key is
-    deleted, so the master may see both).  Returns ``{result, node,
+    deleted it: a node shut down without this first is a loss to the
+    master).  Returns ``{result, node,
     changes, comment}``; the job's retcode is 1 when the node could not be
     deleted.
 

@@ -218,10 +218,29 @@ def _stop(name, hard):
     hosts.save_joined(joined)
 
 
+def _drain_from_scheduler(name):
+    """An operator's first step of taking NAME out for good when the
+    cluster runs Slurm: `salt master slurm_nodes.leave NAME` drains it,
+    deals with its jobs by slurm:leave_policy and deletes it from slurmctld,
+    while the node still runs.  (A node that only stops is a loss to the
+    master: marked DOWN at once, as a crash is.)  Nothing to do without a
+    scheduler."""
+    settings = remote.salt_json(["master", "cluster.settings"]).get("master")
+    if not isinstance(settings, dict):
+        raise LabError(f"leave {name}: the master's settings cannot be read: {settings!r}")
+    if settings.get("scheduler") != "slurm":
+        return
+    ret = remote.salt_json(["master", "slurm_nodes.leave", name], check=False).get("master")
+    if not (isinstance(ret, dict) and ret.get("result") is True):
+        raise LabError(f"leave {name}: slurm_nodes.leave on the master failed: {ret!r}")
+    say(f"leave: {name}: {ret.get('comment')}")
+
+
 def leave(names, hard=False):
-    """Stop joined hosts NAMES.  hard=False: a clean shutdown, then the
-    master deletes the key (decommissioned, as an operator would).
-    hard=True: killed at once, the key kept (a crash)."""
+    """Stop joined hosts NAMES.  hard=False: decommissioned, as an operator
+    does: drained from Slurm (if the cluster runs it), a clean shutdown,
+    then the master deletes the key.  hard=True: killed at once, the key
+    kept (a crash)."""
     need_root()
     verb = "kill" if hard else "leave"
     for name in names:
@@ -230,6 +249,8 @@ def leave(names, hard=False):
             raise LabError(f"{name} is one of the lab's base hosts; leave/kill take joined nodes "
                            f"({', '.join(hosts.joined()) or 'none'})")  # fmt: skip
     for name in names:
+        if not hard:
+            _drain_from_scheduler(name)
         _stop(name, hard=hard)
         if not hard:
             # the key goes too (salt/key delete is a leave event as well); a

@@ -5,7 +5,7 @@ mpi.cancel ends a running job on every node; mpi.run waits its turn behind a
 full queue; bad input to the queue functions is refused with the value
 named and starts nothing; node3 and node4 join at once (one ops.join: Slurm
 lists both idle within their joins and a job places ranks on each); node3
-leaves while idle (gone from Slurm, no job lost); node4 is killed under a
+leaves while idle (drained as leaving, then gone from Slurm, no job lost); node4 is killed under a
 job (marked down by saltcluster and deleted, the job requeued, the next job
 runs on the rest; the requeued job is cancelled rather than waited for:
 Slurm holds it 121 s).  The lab is left as found: no joined node, an empty
@@ -142,6 +142,8 @@ LEAVE_BOUND = 300
 # node's job is cancelled while it waits; only a run slower than this
 # sees it start again (then it ends at once, released, on the rest).
 REQUEUE_DELAY = 121
+# slurm_nodes.REASON_LEAVING: the reason a node drained for its leave shows
+LEAVING = "saltcluster: leaving the cluster"
 
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
          "OUT_OF_MEMORY"}  # fmt: skip
@@ -683,11 +685,11 @@ def test_node3_and_node4_join_slurm_within_their_join_and_take_ranks(slurm):
 
 
 def test_node3_leaves_idle_gone_from_slurm_and_no_job_lost(slurm):
-    """node3 leaves while idle (ops.leave: powered off, then its key
-    deleted): Slurm no longer lists it (scontrol, sinfo), set aside first by
-    saltcluster (a reason of its own in slurmctld's log: DOWN, lost, if the
-    master saw the power-off first; DRAIN, leaving, if the key delete came
-    first; the other event then finds it gone), and a job running meanwhile
+    """node3 leaves while idle, decommissioned as an operator does
+    (ops.leave: `salt master slurm_nodes.leave node3` while it runs, then a
+    clean shutdown and its key deleted): drained first (DRAIN with
+    saltcluster's leaving reason in slurmctld's log, never DOWN), then
+    Slurm no longer lists it (scontrol, sinfo), and a job running meanwhile
     on node1 and node2 is untouched (never requeued, completes).  node4,
     joined with node3, stays."""
     assert hosts.running("node3"), "node3 did not join (the join test)"
@@ -719,8 +721,11 @@ def test_node3_leaves_idle_gone_from_slurm_and_no_job_lost(slurm):
     out = salt_master("mpi.output", bystander)
     assert "released" in (out["stdout"] or ""), out
     lines = log_since(offset, "node3")
-    assert any("reason set to: saltcluster:" in line for line in lines), (
-        f"slurmctld's log shows no reason of saltcluster's for node3: {lines}"
+    assert any(f"node node3 reason set to: {LEAVING}" in line for line in lines), (
+        f"slurmctld's log shows node3 never drained as leaving: {lines}"
+    )
+    assert not any("node node3 state set to DOWN" in line for line in lines), (
+        f"node3 went DOWN: it was lost, not drained: {lines}"
     )
     t_nowhere = wait_for(lambda: probes.nowhere(["node3"]), LEAVE_BOUND, "node3 gone from every membership file")
     assert usable(slurm_nodes().get("node4")), slurm_nodes().get("node4")

@@ -205,7 +205,9 @@ def burst(n, call, mine):
 
 def join_once(name):
     """Join NAME: (command to up and answering Salt, to in the hostfile, to
-    idle in Slurm); then it leaves: (stopped to gone from Slurm)."""
+    idle in Slurm); then it leaves: (`saltlab leave` -- drained and deleted
+    by slurm_nodes.leave, powered off, key deleted -- from the command to
+    gone from Slurm)."""
     t0 = time.monotonic()
     ops.join([name])
     up = time.monotonic() - t0
@@ -221,9 +223,10 @@ def join_once(name):
         return len(seen) == 2
 
     until(both, JOIN_WAIT, f"{name} in the hostfile and idle in Slurm")
+    stopped = time.monotonic()  # the leave command
     ops.leave([name])
-    stopped = time.monotonic()
-    gone = until(lambda: slurm_node(name) is None, LEAVE_WAIT, f"{name} gone from Slurm")
+    until(lambda: slurm_node(name) is None, LEAVE_WAIT, f"{name} gone from Slurm")
+    gone = time.monotonic() - stopped
     until(lambda: probes.nowhere([name]) is True, LEAVE_WAIT, f"{name} gone from every membership file")
     return up, seen["hostfile"], seen["slurm"], gone, stopped
 
@@ -319,7 +322,7 @@ def main():
     table.add("join: command to listed in the master's hostfile", joins["hostfile"])
     gap = statistics.median(joins["slurm"]) - statistics.median(joins["hostfile"])
     table.add("join: command to idle (usable) in Slurm", joins["slurm"], ratio=f"{gap:+.1f} s vs the hostfile")
-    table.add("leave: host stopped to gone from Slurm", joins["gone"])
+    table.add("leave: saltlab leave (drain, delete, poweroff, key) to gone from Slurm", joins["gone"])
     notes.append("mpi.run under Slurm (scheduler: slurm) runs `salloc --ntasks=<np> ... mpiexec`: it waits its turn "
                  "in the queue like a batch job, then Hydra starts its proxies through srun on the allocated nodes "
                  "(no hostfile); its CLI time includes that allocation and Salt's round trip")  # fmt: skip
@@ -331,7 +334,8 @@ def main():
                  f"`scontrol show job` every {POLL} s from this host")  # fmt: skip
     notes.append("join: `saltlab join` to the node in the master's hostfile (the membership run of orch.join) and "
                  "to idle in Slurm (its slurmd registered, slurm_nodes.admit done), read every "
-                 f"{POLL} s; leave: `saltlab leave` (poweroff, key deleted) to Slurm no longer listing it")  # fmt: skip
+                 f"{POLL} s; leave: `saltlab leave` (slurm_nodes.leave on the master, poweroff, key deleted) from the "
+                 "command to Slurm no longer listing it")  # fmt: skip
     notes.append(f"{n} runs; host CPU {model}, XSAVE {xsave} B; lab kernel {config.KERNEL}; one vCPU per guest, "
                  f"two slots per compute node")  # fmt: skip
     jobs_dir = settings["slurm"]["jobs_dir"]

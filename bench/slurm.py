@@ -49,7 +49,6 @@ JOB_WAIT = 300  # seconds: a tiny job from its submission to ended
 BURST_WAIT = 1200  # seconds: BURST tiny jobs (or mpi.run calls) from the first call to all ended
 JOIN_WAIT = 900  # seconds: a join to listed in the hostfile and idle in Slurm (bench/results-join.md: 85-119 s)
 LEAVE_WAIT = 600  # seconds: a leave to gone from Slurm and from every membership file
-FIELD_RE = re.compile(r"(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_]*)=")
 
 # On the master: submit one tiny job through the salt CLI, then read its
 # state every GUEST_POLL s; prints "<id> <t0> <t1> <running> <ended> <state>"
@@ -96,31 +95,17 @@ def sh(node, command, timeout=120):
     return res.stdout
 
 
-def records(text):
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        marks = list(FIELD_RE.finditer(line))
-        record = {}
-        for i, mark in enumerate(marks):
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(line)
-            record[mark.group(1)] = line[mark.end() : end].strip()
-        if record:
-            found.append(record)
-    return found
-
-
 def slurm_jobs():
     """(the master's clock, every job slurmctld holds, ended ones included
     until MinJobAge)."""
     out = sh("master", "date +%s.%N; scontrol show job -o")
     clock, _, rest = out.partition("\n")
-    return float(clock), [r for r in records(rest) if r.get("JobId", "").isdigit()]
+    return float(clock), [r for r in probes.scontrol_records(rest) if r.get("JobId", "").isdigit()]
 
 
 def slurm_node(name):
     out = remote.ssh("master", f"scontrol show node -o {name}", timeout=60).stdout
-    found = [r for r in records(out) if r.get("NodeName") == name]
+    found = [r for r in probes.scontrol_records(out) if r.get("NodeName") == name]
     return found[0] if found else None
 
 
@@ -157,7 +142,7 @@ def latency(run):
         print(f"  latency run {run}: failed: {res.stdout.strip()[-500:]} {res.stderr.strip()[-500:]}", flush=True)
         return None
     jobid, t0, t1, running, ended = words[0], *map(float, words[1:5])
-    record = records(sh("master", f"scontrol show job -o {jobid}"))[0]
+    record = probes.scontrol_records(sh("master", f"scontrol show job -o {jobid}"))[0]
     queued = stamp(record["StartTime"]) - stamp(record["SubmitTime"])
     return t1 - t0, running - t0, ended - t0, queued, jobid
 
@@ -175,7 +160,7 @@ def mpi_run_once():
     if rc != 0 or not isinstance(ret, dict) or ret.get("retcode") != 0 or "rank 1 of 2" not in ret.get("stdout", ""):
         print(f"  mpi.run failed: {out.strip()[-500:]}", flush=True)
         return None
-    found = records(sh("master", f"scontrol show job -o {int(ret['jobid'])}")) if ret.get("jobid") else []
+    found = probes.scontrol_records(sh("master", f"scontrol show job -o {int(ret['jobid'])}")) if ret.get("jobid") else []
     queued = stamp(found[0]["StartTime"]) - stamp(found[0]["SubmitTime"]) if found else None
     return secs, ret["duration"], queued
 

@@ -101,6 +101,27 @@ def health_claims(names):
     return {name: (mine.get(name) or {}).get("saltcluster_health") for name in names}
 
 
+# one Key=Value field of scontrol's one-line records (`scontrol show ... -o`);
+# a value runs to the next field (it may hold spaces: Reason=...)
+SCONTROL_FIELD_RE = re.compile(r"(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_]*)=")
+
+
+def scontrol_records(text):
+    """scontrol's one-line records as dicts of their Key=Value fields, one
+    per non-empty line."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        marks = list(SCONTROL_FIELD_RE.finditer(line))
+        record = {}
+        for i, mark in enumerate(marks):
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(line)
+            record[mark.group(1)] = line[mark.end() : end].strip()
+        if record:
+            found.append(record)
+    return found
+
+
 def floor():
     """Seconds of a state run on every host that does nothing, by the
     master's clock: the baseline the benchmarks give their Salt figures

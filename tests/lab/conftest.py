@@ -81,6 +81,23 @@ def sh(node, command, timeout=120):
 
 
 
+def wait_for(check, bound, what, every=None, poll=2):
+    """Read ``check`` every ``poll`` seconds until it returns True, for at
+    most ``bound`` seconds (``every`` is called on each read: an invariant
+    to assert).  Returns the seconds it took; a failure shows the last
+    answer."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < bound:
+        if every:
+            every()
+        last = check()
+        if last is True:
+            return time.monotonic() - t0
+        time.sleep(poll)
+    pytest.fail(f"{what}: not within {bound} s: {last}")
+
+
 def lb_answers(n):
     """The first word of N answers through the gateway from the outside
     client, one request at a time (None: no answer)."""

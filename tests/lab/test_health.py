@@ -19,6 +19,7 @@ from labkit import ops, probes, remote
 from labkit.config import address
 
 from tests.lab.conftest import SteadyLoad, lb_answers, sh
+from tests.lab.conftest import wait_for as lab_wait_for
 
 COMPUTE = ["node1", "node2"]
 # One check's own time on top of the interval: ssh-keyscan -T 3, the
@@ -77,19 +78,8 @@ def upstream_servers():
 
 
 def wait_for(check, bound, what, every=None):
-    """Poll ``check`` (a read) until it is True, for at most ``bound``
-    seconds; ``every`` is called on each poll (an invariant to assert).
-    Returns the seconds it took."""
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < bound:
-        if every:
-            every()
-        last = check()
-        if last is True:
-            return time.monotonic() - t0
-        time.sleep(POLL)
-    pytest.fail(f"{what}: not within {bound} s: {last}")
+    """conftest.wait_for, reading every POLL seconds."""
+    return lab_wait_for(check, bound, what, every, poll=POLL)
 
 
 def out_of_both(name):

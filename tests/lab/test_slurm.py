@@ -38,6 +38,7 @@ import pytest
 from labkit import config, hosts, ops, probes, remote
 
 from tests.lab.conftest import sh
+from tests.lab.conftest import wait_for as lab_wait_for
 
 HOME = "/home/jobhandler"
 HOSTFILE = f"{HOME}/hosts"
@@ -149,7 +150,6 @@ ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"
          "OUT_OF_MEMORY"}  # fmt: skip
 # scontrol's one-line records: Key=Value pairs; a value may hold spaces
 # (Reason=), so a pair ends where the next " Key=" starts
-FIELD_RE = re.compile(r"(?:^|(?<=\s))([A-Za-z][A-Za-z0-9_]*)=")
 RANK_RE = re.compile(r"^(?:Hello world from )?rank \d+ of \d+ on (\S+)$|^Process \d+ of \d+ is on (\S+)$", re.M)
 
 # every job this module queued (their files in the jobs directory go at the end)
@@ -159,26 +159,12 @@ SUBMITTED = []
 # -- reading Slurm and the cluster
 
 
-def records(text):
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        marks = list(FIELD_RE.finditer(line))
-        record = {}
-        for i, mark in enumerate(marks):
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(line)
-            record[mark.group(1)] = line[mark.end() : end].strip()
-        if record:
-            found.append(record)
-    return found
-
-
 def slurm_nodes():
     """Every node slurmctld knows: {name: {state, base, flags, cpus, reason}}."""
     rc, out, err = sh("master", "scontrol show node -o")
     assert rc == 0, f"scontrol show node: {err or out}"
     nodes = {}
-    for record in records(out):
+    for record in probes.scontrol_records(out):
         if record.get("NodeName"):
             words = record.get("State", "").split("+")
             nodes[record["NodeName"]] = {
@@ -207,7 +193,7 @@ def job(jobid):
     if rc != 0:
         assert "invalid job id" in f"{out} {err}".lower(), f"scontrol show job {jobid}: {err or out}"
         return None
-    found = [r for r in records(out) if r.get("JobId") == str(jobid)]
+    found = [r for r in probes.scontrol_records(out) if r.get("JobId") == str(jobid)]
     return found[0] if found else None
 
 
@@ -319,19 +305,8 @@ def queue_ids():
 
 
 def wait_for(check, bound, what, every=None):
-    """Read ``check`` every POLL seconds until it returns True, for at most
-    ``bound`` seconds (``every`` is called on each read: an invariant to
-    assert).  Returns the seconds it took."""
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < bound:
-        if every:
-            every()
-        last = check()
-        if last is True:
-            return time.monotonic() - t0
-        time.sleep(POLL)
-    pytest.fail(f"{what}: not within {bound} s: {last}")
+    """conftest.wait_for, reading every POLL seconds."""
+    return lab_wait_for(check, bound, what, every, poll=POLL)
 
 
 def wait_running(jobid, bound=START_BOUND):

@@ -654,8 +654,12 @@ def _run_plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscr
     ]  # fmt: skip
     if job["chosen"]:
         cmd += [f"--nodelist={','.join(job['chosen'])}", f"--nodes={len(job['chosen'])}"]
-    if job["ppn"] is not None:
-        cmd += [f"--ntasks-per-node={job['ppn']}"]
+    elif job["ppn"] is not None:
+        # Hydra's -ppn puts ppn ranks on a host, then on the next, wrapping
+        # around the hosts it has: as many nodes as that fills, at most the
+        # hostfile's (its serving members).  Not --ntasks-per-node, a hard
+        # maximum per node, which with fewer nodes up waits for ever.
+        cmd += [f"--nodes={min(math.ceil(job['np'] / job['ppn']), len(job['used']))}"]
     if job["np"] > total:  # oversubscribe=True let it through
         cmd += ["--overcommit"]
     cmd += [job["mpiexec"], "-n", str(job["np"])]

@@ -531,8 +531,26 @@ def test_run_waits_its_turn_in_an_allocation(slurm):
 def test_run_on_chosen_hosts_one_rank_each(slurm):
     ret = mpi.run("hellow", np=2, hosts="node1,node2", ppn=1)
     cmd = ret["command"]
-    assert "--nodelist=node1,node2" in cmd and "--nodes=2" in cmd and "--ntasks-per-node=1" in cmd
+    assert "--nodelist=node1,node2" in cmd and "--nodes=2" in cmd
+    assert not [a for a in cmd if a.startswith("--ntasks-per-node")]
     assert cmd[cmd.index("/usr/bin/mpiexec"):][:5] == ["/usr/bin/mpiexec", "-n", "2", "-ppn", "1"]
+
+
+@pytest.mark.parametrize("np, ppn, hostfile, nodes", [
+    (2, 1, "node1:2\nnode2:2\n", 2),  # one rank on each
+    (4, 1, "node1:2\nnode2:2\n", 2),  # Hydra wraps around: two on each
+    (2, 1, "node1:2\n", 1),  # node2 drained out of the hostfile: both on node1
+    (4, 2, "node1:2\nnode2:2\n", 2),
+    (2, 2, "node1:2\nnode2:2\n", 1),
+])
+def test_run_ppn_asks_for_the_nodes_hydra_fills_never_a_per_node_maximum(slurm, home, np, ppn, hostfile, nodes):
+    """Hydra's -ppn inside the allocation places the ranks; Slurm is asked
+    for as many nodes as -ppn fills, at most the hostfile's, so a job never
+    waits for nodes the cluster does not have."""
+    (home / "hosts").write_text(hostfile)
+    cmd = mpi.run("hellow", np=np, ppn=ppn)["command"]
+    assert f"--nodes={nodes}" in cmd and not [a for a in cmd if a.startswith(("--ntasks-per-node", "--nodelist"))]
+    assert cmd[cmd.index("/usr/bin/mpiexec"):][:5] == ["/usr/bin/mpiexec", "-n", str(np), "-ppn", str(ppn)]
 
 
 def test_run_oversubscribed_overcommits_the_allocation(slurm):

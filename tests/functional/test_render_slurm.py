@@ -161,6 +161,11 @@ def test_slurmd_is_a_dynamic_node_with_the_hostfiles_slots(modules, slots, cpus)
     # not before the node's own health checks passed
     assert {"cluster_health": "cluster-health-cluster-health-serving"} in _arg(service, "require")
     assert {"file": "cluster-slurm-node-file-managed-slurmd-dropin"} in _arg(service, "watch")
+    # at boot, after the shared home's mount
+    contents = _arg(high["cluster-slurm-node-file-managed-slurmd-dropin"]["file"], "contents")
+    home = modules.cluster.settings()["user"]["home"]
+    assert f"[Unit]\nRequiresMountsFor={home}\n" in "\n".join(
+        line for line in contents.splitlines() if not line.startswith("#")) + "\n"
 
 
 def test_munge_without_a_key_in_pillar_says_why_and_starts_nothing(modules):

@@ -5,7 +5,8 @@
     feature `compute`; `--conf-server` fetches slurm.conf, cgroup.conf and
     the epilog from slurmctld (configless).  A drop-in replaces ExecStart:
     Debian's unit expands $SLURMD_OPTIONS split at every space, which would
-    cut the quoted --conf value apart.
+    cut the quoted --conf value apart, and orders slurmd after the home's
+    mount (RequiresMountsFor).
     slurmd starts only after the node's own health checks passed
     (cluster.health): a node takes Slurm jobs once it would be in the
     hostfile, and orch.join admits it in Slurm after that. #}
@@ -26,6 +27,10 @@ cluster-slurm-node-file-managed-slurmd-dropin:
     - makedirs: true
     - contents: |
         # Managed by Salt (saltcluster): a dynamic node, configless.
+        [Unit]
+        # at boot, not before the shared home is mounted: a job step
+        # started earlier cannot enter the MPI user's home
+        RequiresMountsFor={{ sc.user.home }}
         [Service]
         ExecStart=
         ExecStart=/usr/sbin/slurmd --systemd -Z --conf-server {{ sc.network.master_host }} --conf "{{ conf }}"

@@ -211,6 +211,20 @@ saltcluster-orch-join-membership:
 
 {%-   if slurm %}
 
+# slurmd registers a dynamic node when it starts, and only then: a node
+# that rebooted registered again at boot, and may since have been deleted
+# for the loss the master saw of it (its minion was still down).  A restart
+# registers it now; running job steps (a restarted salt-minion's join) keep
+# running under their slurmstepd.
+saltcluster-orch-join-slurm-register:
+  salt.function:
+    - name: service.restart
+    - tgt: {{ node | json }}
+    - arg:
+      - slurmd
+    - require:
+      - salt: saltcluster-orch-join-membership
+
 # Slurm lists the node (registered by its own slurmd, started once its
 # health passed) and resumes it if saltcluster had drained or downed it (a
 # rejoin); bounded by slurm:register_timeout
@@ -223,7 +237,7 @@ saltcluster-orch-join-slurm-admit:
         node: {{ node | json }}
     - timeout: {{ register_timeout + 60 }}
     - require:
-      - salt: saltcluster-orch-join-membership
+      - salt: saltcluster-orch-join-slurm-register
 {%-   endif %}
 
 # this salt-minion is joined: its replayed or forged start events stop at
@@ -257,6 +271,7 @@ saltcluster-orch-join-unlock-after-failure:
       - salt: saltcluster-orch-join-node-health
       - salt: saltcluster-orch-join-membership
 {%-   if slurm %}
+      - salt: saltcluster-orch-join-slurm-register
       - salt: saltcluster-orch-join-slurm-admit
 {%-   endif %}
       - file: saltcluster-orch-join-record

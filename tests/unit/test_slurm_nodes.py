@@ -639,16 +639,23 @@ def master(tmp_path):
 def test_join_admits_the_node_in_slurm_after_membership(master):
     master.alive.append("node3")
     states = acting(master.render("join.sls", {"saltcluster_join": "node3"}))
-    assert sorted(states) == sorted([*JOIN_STEPS, "saltcluster-orch-join-slurm-admit"])
+    assert sorted(states) == sorted([*JOIN_STEPS, "saltcluster-orch-join-slurm-register",
+                                     "saltcluster-orch-join-slurm-admit"])  # fmt: skip
+    # the node's slurmd registers it again (a reboot's loss may have deleted it)
+    fun, args = states["saltcluster-orch-join-slurm-register"]
+    assert (fun, _arg(args, "name"), _arg(args, "tgt"), _arg(args, "arg")) == (
+        "salt.function", "service.restart", "node3", ["slurmd"])
+    assert _arg(args, "require") == [{"salt": "saltcluster-orch-join-membership"}]
     fun, args = states["saltcluster-orch-join-slurm-admit"]
     assert (fun, _arg(args, "name"), _arg(args, "kwarg")) == ("salt.function", "slurm_nodes.admit", {"node": "node3"})
     assert (_arg(args, "tgt"), _arg(args, "tgt_type")) == ("G@roles:master", "compound")
-    assert _arg(args, "require") == [{"salt": "saltcluster-orch-join-membership"}]
+    assert _arg(args, "require") == [{"salt": "saltcluster-orch-join-slurm-register"}]
     assert _arg(args, "timeout") == 120 + 60  # slurm:register_timeout, and the return's way back
     # the join is recorded only once Slurm lists the node; a failure unlocks
     assert {"salt": "saltcluster-orch-join-slurm-admit"} in _arg(states["saltcluster-orch-join-record"][1], "require")
     onfail = _arg(states["saltcluster-orch-join-unlock-after-failure"][1], "onfail")
     assert {"salt": "saltcluster-orch-join-slurm-admit"} in onfail
+    assert {"salt": "saltcluster-orch-join-slurm-register"} in onfail
 
 
 def test_without_slurm_the_orchestrations_have_no_slurm_step(master):

@@ -616,7 +616,7 @@ def test_cpi_the_two_ways_a_user_types_it(slurm):
     assert placed(out) == Counter(slots), out
     script = (f"#!/bin/sh\n#SBATCH --ntasks={n}\n#SBATCH --time=5\n#SBATCH --job-name=slurm-test-user\n"
               f"#SBATCH --output={HOME}/slurm-test-user-%j.out\nmpiexec bin/cpi\n")  # fmt: skip
-    as_user = f"printf {shlex.quote(script)} > cpi.sbatch && sbatch --parsable --wait cpi.sbatch"
+    as_user = f"printf %s {shlex.quote(script)} > cpi.sbatch && sbatch --parsable --wait cpi.sbatch"
     rc, out, err = sh("master", f"su - jobhandler -c {shlex.quote(as_user)}", timeout=START_BOUND + JOB_BOUND)
     jobid = out.strip().split(";")[0]
     assert rc == 0 and jobid.isdigit(), (rc, out, err)

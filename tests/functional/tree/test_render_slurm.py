@@ -26,7 +26,7 @@ from tests.functional.conftest import by_id
 
 MINION_ID = "node1"  # with every role (conftest's default)
 
-# one nginx serves both sites on this host (as tests/functional/test_render.py)
+# one nginx serves both sites on this host (as tests/functional/tree/test_render.py)
 BOTH_ROLES = {"web": {"port": 8080}, "lb": {"backend_port": 8080}}
 
 

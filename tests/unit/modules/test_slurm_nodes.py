@@ -625,8 +625,8 @@ def test_health_of_a_node_slurm_does_not_know_does_nothing(slurm):
 
 # -- the orchestrations' Slurm steps (rendered as the master renders them)
 
-from tests.unit.test_orch import JOIN_STEPS, FakeMaster, _arg, acting  # noqa: E402
-from tests.unit.test_orch import claim as health_claim  # noqa: E402
+from tests.unit.orch.test_orch import JOIN_STEPS, FakeMaster, _arg, acting  # noqa: E402
+from tests.unit.orch.test_orch import claim as health_claim  # noqa: E402
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@
 {%- set slurm = salt['pillar.get']('saltcluster:scheduler', defaults.saltcluster.scheduler) == 'slurm' %}
 {%- set register_timeout = salt['pillar.get']('saltcluster:slurm:register_timeout',
                                               defaults.saltcluster.slurm.register_timeout) %}
-{%- set ns = namespace(why='', identity='', stale_lock=false) %}
+{%- set ns = namespace(why='', identity='', stale_lock=false, roles=[]) %}
 {%- if not node | regex_match(name_re) %}
 {%-   set ns.why = 'not a minion name' %}
 {%- elif not salt['file.file_exists'](marker) %}
@@ -97,13 +97,15 @@
         this answer, and a refused join waits for the minion's next start,
         so the question is asked again, a bounded number of times #}
 {%-     for attempt in range(answer_attempts) if not ns.identity %}
-{%-       set answer = salt['saltutil.cmd'](node, ['grains.get', 'file.read'],
-                                           arg=[['pid'], ['/proc/sys/kernel/random/boot_id']],
+{%-       set answer = salt['saltutil.cmd'](node, ['grains.item', 'file.read'],
+                                           arg=[['pid', 'roles'], ['/proc/sys/kernel/random/boot_id']],
                                            timeout=answer_timeout, gather_job_timeout=answer_gather_timeout) %}
 {%-       set got = answer.get(node) if answer is mapping else none %}
 {%-       set ret = got.get('ret') if got is mapping else none %}
-{%-       if ret is mapping and ret.get('file.read') is string %}
-{%-         set ns.identity = ret['file.read'] | trim ~ ' ' ~ ret.get('grains.get') | string %}
+{%-       if ret is mapping and ret.get('file.read') is string and ret.get('grains.item') is mapping %}
+{%-         set ns.identity = ret['file.read'] | trim ~ ' ' ~ ret['grains.item'].get('pid') | string %}
+{%-         set roles = ret['grains.item'].get('roles') %}
+{%-         set ns.roles = roles if roles is sequence and roles is not string else [] %}
 {%-       endif %}
 {%-     endfor %}
 {%-     if not ns.identity %}
@@ -117,6 +119,10 @@
 {%-   endif %}
 {%- endif %}
 
+{#- only a compute node runs slurmd: a gateway or the master's own minion
+    (a reboot, a restarted salt-minion) joins without Slurm steps.  Its
+    roles are its own answer, the same grain its highstate is targeted by. #}
+{%- set slurm_node = slurm and 'compute' in ns.roles %}
 {%- if ns.why %}
 
 saltcluster-orch-join-refused:
@@ -209,7 +215,7 @@ saltcluster-orch-join-membership:
     - require:
       - salt: saltcluster-orch-join-node-health
 
-{%-   if slurm %}
+{%-   if slurm_node %}
 
 # slurmd registers a dynamic node when it starts, and only then: a node
 # that rebooted registered again at boot, and may since have been deleted
@@ -249,7 +255,7 @@ saltcluster-orch-join-record:
     - mode: '0600'
     - require:
       - salt: saltcluster-orch-join-membership
-{%-   if slurm %}
+{%-   if slurm_node %}
       - salt: saltcluster-orch-join-slurm-admit
 {%-   endif %}
 
@@ -270,7 +276,7 @@ saltcluster-orch-join-unlock-after-failure:
       - salt: saltcluster-orch-join-node-highstate
       - salt: saltcluster-orch-join-node-health
       - salt: saltcluster-orch-join-membership
-{%-   if slurm %}
+{%-   if slurm_node %}
       - salt: saltcluster-orch-join-slurm-register
       - salt: saltcluster-orch-join-slurm-admit
 {%-   endif %}

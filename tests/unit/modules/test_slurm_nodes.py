@@ -658,6 +658,16 @@ def test_join_admits_the_node_in_slurm_after_membership(master):
     assert {"salt": "saltcluster-orch-join-slurm-register"} in onfail
 
 
+@pytest.mark.parametrize("host", ["gateway", "master"])
+def test_a_host_without_the_compute_role_joins_without_slurm_steps(master, host):
+    """A gateway reboot or the master's own salt-minion restarting joins
+    again: it runs no slurmd, so restarting one or waiting for it to
+    register would fail the join (and every later one)."""
+    states = acting(master.render("join.sls", {"saltcluster_join": host}))
+    assert sorted(states) == sorted(JOIN_STEPS)
+    assert ("publish", host, ["grains.item", "file.read"]) in master.calls
+
+
 def test_without_slurm_the_orchestrations_have_no_slurm_step(master):
     master.pillar["saltcluster"]["scheduler"] = "none"
     master.alive.append("node3")

@@ -93,15 +93,22 @@ class FakeMaster:
             return {m: {"ret": True, "retcode": 0} for m in tgt.split(",") if m in self.alive + self.answering}
         if tgt not in self.alive:
             return {}
+        assert fun == ["grains.item", "file.read"], fun
+        assert list(arg) == [["pid", "roles"], ["/proc/sys/kernel/random/boot_id"]], arg
         if self.missed.get(tgt, 0) > 0:  # a minion too busy to answer this one
             self.missed[tgt] -= 1
             return {}
         return {
             tgt: {
-                "ret": {"grains.get": self.pids[tgt], "file.read": BOOT_ID + "\n"},
-                "retcode": {"grains.get": 0, "file.read": 0},
+                "ret": {"grains.item": {"pid": self.pids[tgt], "roles": self.roles(tgt)}, "file.read": BOOT_ID + "\n"},
+                "retcode": {"grains.item": 0, "file.read": 0},
             }
         }
+
+    @staticmethod
+    def roles(minion):
+        """The roles grain each minion answers with."""
+        return {"gateway": ["gateway"], "master": ["master"]}.get(minion, ["compute"])
 
     def published_to(self):
         return [c[1] for c in self.calls if c[0] == "publish"]

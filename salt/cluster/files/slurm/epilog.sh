@@ -52,14 +52,18 @@ else
     victims=$tagged
 fi
 [ -n "$victims" ] || exit 0
+# a listed pid may have ended (squeue can take seconds) and been reused by
+# another user's process: each one's owner is read again just before it is
+# killed, and every round kills only those still the job user's
 for round in 1 2 3; do
-    kill -KILL $victims 2>/dev/null
-    sleep 0.2
     left=
     for pid in $victims; do
-        [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$uid" ] && left="$left $pid"
+        [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$uid" ] || continue
+        kill -KILL "$pid" 2>/dev/null
+        left="$left $pid"
     done
     [ -n "$left" ] || break
+    sleep 0.2
     victims=$left
 done
 logger -t saltcluster-epilog "job $job: killed what user $uid left on $node" 2>/dev/null

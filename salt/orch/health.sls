@@ -85,8 +85,9 @@ saltcluster-orch-health-file-directory:
     - makedirs: true
     - mode: '0700'
 
-# what the membership run above saw of this node at least: a later event
-# with the same claim changes nothing
+# what the membership run above (and Slurm, when it runs) saw of this node
+# at least: a later event with the same claim changes nothing, so the
+# record is written only once every step has followed the claim
 saltcluster-orch-health-record:
   file.managed:
     - name: {{ record | json }}
@@ -95,6 +96,12 @@ saltcluster-orch-health-record:
     - require:
       - salt: saltcluster-orch-health-membership
       - file: saltcluster-orch-health-file-directory
+{%-   if slurm and ns.state == 'serving' %}
+      - salt: saltcluster-orch-health-slurm-node
+{%-   endif %}
+{%-   if slurm %}
+      - salt: saltcluster-orch-health-slurm
+{%-   endif %}
 {%-   if slurm and ns.state == 'serving' %}
 
 # a node whose first highstate failed its health gate never started slurmd:

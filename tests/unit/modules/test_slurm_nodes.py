@@ -749,6 +749,9 @@ def test_a_drained_claim_drains_the_node_in_slurm(master):
     assert (fun, _arg(args, "name")) == ("salt.function", "slurm_nodes.follow_health")
     assert _arg(args, "kwarg") == {"node": "node2", "state": "drained"} and _arg(args, "tgt") == "G@roles:master"
     assert "saltcluster-orch-health-slurm-node" not in states
+    # the claim is recorded as followed only once Slurm followed it: a failed
+    # follow_health is tried again by the next event with the same claim
+    assert {"salt": "saltcluster-orch-health-slurm"} in _arg(states["saltcluster-orch-health-record"][1], "require")
 
 
 def test_serving_again_starts_slurmd_if_needed_and_resumes(master):
@@ -759,3 +762,5 @@ def test_serving_again_starts_slurmd_if_needed_and_resumes(master):
         "salt.state", "node2", "cluster.slurm", True
     )  # fmt: skip
     assert _arg(states["saltcluster-orch-health-slurm"][1], "kwarg") == {"node": "node2", "state": "serving"}
+    needs = _arg(states["saltcluster-orch-health-record"][1], "require")
+    assert {"salt": "saltcluster-orch-health-slurm"} in needs and {"salt": "saltcluster-orch-health-slurm-node"} in needs

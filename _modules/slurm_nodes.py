@@ -288,11 +288,19 @@ def _update(node, *fields):
 
 def _wait(check, timeout):
     """Ask ``check()`` every POLL seconds until it returns something true or
-    ``timeout`` seconds have passed; its last answer."""
+    ``timeout`` seconds have passed; its last answer.  A question slurmctld
+    leaves unanswered (``check`` raises: unreachable for a moment, as while
+    ``scontrol reconfigure`` hands over) is "not yet" within the bound; when
+    the last one at the bound is unanswered, its error is raised."""
     deadline = time.monotonic() + timeout
     while True:
-        found = check()
+        try:
+            found, error = check(), None
+        except CommandExecutionError as exc:
+            found, error = None, exc
         if found or time.monotonic() >= deadline:
+            if error is not None:
+                raise error
             return found
         time.sleep(POLL)
 

@@ -360,6 +360,36 @@ def test_admit_fails_when_the_node_never_registers(slurm, clock):
     assert 10 <= clock.now - 1000 <= 10 + slurm_nodes.POLL
 
 
+def _unreachable_for(slurm, times):
+    """slurmctld does not answer the next ``times`` scontrol questions."""
+    answer = slurm_nodes.__salt__["cmd.run_all"]
+    left = {"n": times}
+
+    def flaky(cmd, **kwargs):
+        if left["n"] > 0 and cmd[0] == "scontrol":
+            left["n"] -= 1
+            return {"retcode": 1, "stdout": "", "stderr": "slurm_load_node error: Unable to contact slurm controller"}
+        return answer(cmd, **kwargs)
+
+    slurm_nodes.__salt__["cmd.run_all"] = flaky
+
+
+def test_admit_waits_through_a_moment_slurmctld_does_not_answer(slurm, clock):
+    slurm.add("node3")
+    _unreachable_for(slurm, 2)
+    ret = slurm_nodes.admit("node3")
+    assert ret["result"] is True and ret["state"] == "IDLE+DYNAMIC_NORM"
+    assert clock.slept == 2 * slurm_nodes.POLL
+
+
+def test_admit_raises_slurmctld_s_error_when_it_never_answers(slurm, clock):
+    slurm.add("node3")
+    _unreachable_for(slurm, 10**6)
+    with pytest.raises(CommandExecutionError, match="Unable to contact slurm controller"):
+        slurm_nodes.admit("node3", timeout=10)
+    assert 10 <= clock.now - 1000 <= 10 + slurm_nodes.POLL
+
+
 @pytest.mark.parametrize(
     "state,reason",
     [

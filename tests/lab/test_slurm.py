@@ -687,6 +687,7 @@ def test_node3_leaves_idle_gone_from_slurm_and_no_job_lost(slurm):
         return True if found is None and "node3" not in sinfo_names() else found
 
     took = wait_for(gone, LEAVE_BOUND, "node3 gone from Slurm")
+    assert not [s for s in states if s.startswith("DOWN")], f"node3 went DOWN on its way out: {states}"
     record = job(bystander)
     assert record["JobState"] == "RUNNING" and record["Restarts"] == "0", record
     release(base, "bystander")

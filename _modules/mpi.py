@@ -632,6 +632,25 @@ def _slurm_tool(name):
     return path
 
 
+def _allocated(job):
+    """The named hosts (``hosts=``) a Slurm allocation asks for: those the
+    ranks reach as Hydra places them (in order, each host's slots filled,
+    or ``ppn`` at a time wrapping around), at least one.  Slurm puts at
+    least one task on every node it allocates, so naming more nodes than
+    the job has ranks is refused: ``np=1 hosts=node1,node2`` runs on node1,
+    as it does without Slurm."""
+    chosen = job["chosen"]
+    if job["ppn"] is not None:
+        return chosen[: max(1, min(math.ceil(job["np"] / job["ppn"]), len(chosen)))]
+    nodes, filled = [], 0
+    for host in chosen:
+        if nodes and filled >= job["np"]:
+            break
+        nodes.append(host)
+        filled += job["known"][host]
+    return nodes
+
+
 def _run_plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscribe=False, ppn=None, job=None,
               timeout=None):  # fmt: skip
     """What mpi.run starts.  Without a scheduler: mpiexec over the hostfile
@@ -653,7 +672,8 @@ def _run_plan(cfg, program, np=None, args=None, hosts=None, env=None, oversubscr
         f"--ntasks={job['np']}", f"--time={minutes}",
     ]  # fmt: skip
     if job["chosen"]:
-        cmd += [f"--nodelist={','.join(job['chosen'])}", f"--nodes={len(job['chosen'])}"]
+        nodes = _allocated(job)
+        cmd += [f"--nodelist={','.join(nodes)}", f"--nodes={len(nodes)}"]
     elif job["ppn"] is not None:
         # Hydra's -ppn puts ppn ranks on a host, then on the next, wrapping
         # around the hosts it has: as many nodes as that fills, at most the
@@ -1013,7 +1033,8 @@ def _batch_script(cfg, job, name, minutes):
         "#SBATCH --requeue",
     ]
     if job["chosen"]:
-        lines += [f"#SBATCH --nodelist={','.join(job['chosen'])}", f"#SBATCH --nodes={len(job['chosen'])}"]
+        nodes = _allocated(job)
+        lines += [f"#SBATCH --nodelist={','.join(nodes)}", f"#SBATCH --nodes={len(nodes)}"]
     cmd = [job["mpiexec"], "-n", str(job["np"]), *_genv(cfg, job["user_env"], job["job"]), job["path"], *job["args"]]
     lines += [
         f"# saltcluster mpi.submit, job tag {job['job']}",

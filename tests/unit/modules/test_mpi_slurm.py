@@ -536,6 +536,27 @@ def test_run_on_chosen_hosts_one_rank_each(slurm):
     assert cmd[cmd.index("/usr/bin/mpiexec"):][:5] == ["/usr/bin/mpiexec", "-n", "2", "-ppn", "1"]
 
 
+@pytest.mark.parametrize("np, ppn, hosts, nodelist", [
+    (1, None, "node1,node2", "node1"),  # Hydra puts the one rank on node1
+    (2, None, "node1,node2", "node1"),  # node1's two slots hold both
+    (3, None, "node1,node2", "node1,node2"),
+    (3, None, "node2,node1", "node2,node1"),
+    (1, 1, "node1,node2", "node1"),
+    (3, 1, "node1,node2", "node1,node2"),
+])
+def test_chosen_hosts_never_outnumber_the_ranks(slurm, home, np, ppn, hosts, nodelist):
+    """Slurm puts a task on every node it allocates: an allocation names the
+    hosts Hydra reaches with np ranks, not more (np=1 on two named hosts
+    would be refused, and runs on the first without Slurm)."""
+    nodes = len(nodelist.split(","))
+    cmd = mpi.run("hellow", np=np, hosts=hosts, ppn=ppn)["command"]
+    assert f"--nodelist={nodelist}" in cmd and f"--nodes={nodes}" in cmd
+    if ppn is None:
+        mpi.submit("hellow", np=np, hosts=hosts)
+        (script,) = sorted((home / "jobs").glob("*.sh"))
+        assert f"#SBATCH --nodelist={nodelist}\n#SBATCH --nodes={nodes}\n" in script.read_text()
+
+
 @pytest.mark.parametrize("np, ppn, hostfile, nodes", [
     (2, 1, "node1:2\nnode2:2\n", 2),  # one rank on each
     (4, 1, "node1:2\nnode2:2\n", 2),  # Hydra wraps around: two on each

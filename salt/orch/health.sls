@@ -23,8 +23,8 @@
     No lock refuses a second orchestration of the same node while one runs:
     the node may flip back meanwhile (drained, then serving again), and a
     refused run would lose that flip.  Each run is bounded instead (the
-    membership run's timeout), and `queue: true` runs the state runs on each
-    host one at a time, the last one seeing the newest claims. -#}
+    membership run's timeout), and cluster_orch.state runs the state runs on
+    each host one at a time, the last one seeing the newest claims. -#}
 {%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {#- Slurm (scheduler: slurm): a drained node is DRAIN in Slurm too, and
@@ -72,11 +72,11 @@ saltcluster-orch-health-refused:
 # the hostfile (master) and the upstream (gateway) read every member's claim
 # from the mine as they render
 saltcluster-orch-health-membership:
-  salt.state:
+  cluster_orch.state:
     - tgt: 'G@roles:master or G@roles:gateway'
     - tgt_type: compound
     - sls: cluster.membership
-    - queue: true
+    - skip_unstarted_joins: true
     - timeout: {{ membership_timeout }}
 
 saltcluster-orch-health-file-directory:
@@ -94,10 +94,10 @@ saltcluster-orch-health-record:
     - contents: {{ ns.claim | json }}
     - mode: '0600'
     - require:
-      - salt: saltcluster-orch-health-membership
+      - cluster_orch: saltcluster-orch-health-membership
       - file: saltcluster-orch-health-file-directory
 {%-   if slurm and ns.state == 'serving' %}
-      - salt: saltcluster-orch-health-slurm-node
+      - cluster_orch: saltcluster-orch-health-slurm-node
 {%-   endif %}
 {%-   if slurm %}
       - salt: saltcluster-orch-health-slurm
@@ -108,10 +108,9 @@ saltcluster-orch-health-record:
 # start it now that it serves (cluster.slurm on the node; nothing changes
 # where it runs)
 saltcluster-orch-health-slurm-node:
-  salt.state:
+  cluster_orch.state:
     - tgt: {{ node | json }}
     - sls: cluster.slurm
-    - queue: true
     - timeout: {{ membership_timeout }}
 {%-   endif %}
 {%-   if slurm %}

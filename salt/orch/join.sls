@@ -39,8 +39,11 @@
        that failed left no record and is retried by the next start.
 
     Any check that fails renders only saltcluster-orch-join-refused, whose
-    comment says why.  State runs on minions use `queue: true`, so
-    concurrent joins of different nodes wait for each other. #}
+    comment says why.  State runs on minions go through cluster_orch.state
+    (_states/cluster_orch.py): one at a time per minion across every
+    orchestration, ordered on the master (Salt's own state queue loses or
+    deadlocks concurrent runs), and a membership run leaves out a node
+    whose own join has not started its highstate yet. #}
 {%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})\Z' %}
@@ -168,21 +171,20 @@ saltcluster-orch-join-mine-update:
 # the export lists the compute members' addresses: add this node's before
 # its highstate mounts the shared home
 saltcluster-orch-join-nfs-export:
-  salt.state:
+  cluster_orch.state:
     - tgt: 'G@roles:master'
     - tgt_type: compound
     - sls: cluster.nfs.server
-    - queue: true
     - require:
       - salt: saltcluster-orch-join-mine-update
 
 saltcluster-orch-join-node-highstate:
-  salt.state:
+  cluster_orch.state:
     - tgt: {{ node | json }}
     - highstate: true
-    - queue: true
+    - joining: {{ node | json }}
     - require:
-      - salt: saltcluster-orch-join-nfs-export
+      - cluster_orch: saltcluster-orch-join-nfs-export
 
 # the node's own health, after its highstate: it enters the hostfile and
 # the upstream only if its checks pass now (cluster_health.publish admits
@@ -195,7 +197,7 @@ saltcluster-orch-join-node-health:
     - kwarg:
         admit: true
     - require:
-      - salt: saltcluster-orch-join-node-highstate
+      - cluster_orch: saltcluster-orch-join-node-highstate
 
 saltcluster-orch-join-node-health-failed:
   test.fail_without_changes:
@@ -207,11 +209,11 @@ saltcluster-orch-join-node-health-failed:
       - salt: saltcluster-orch-join-node-health
 
 saltcluster-orch-join-membership:
-  salt.state:
+  cluster_orch.state:
     - tgt: '* and not {{ node }}'
     - tgt_type: compound
     - sls: cluster.membership
-    - queue: true
+    - skip_unstarted_joins: true
     - require:
       - salt: saltcluster-orch-join-node-health
 
@@ -229,7 +231,7 @@ saltcluster-orch-join-slurm-register:
     - arg:
       - slurmd
     - require:
-      - salt: saltcluster-orch-join-membership
+      - cluster_orch: saltcluster-orch-join-membership
 
 # Slurm lists the node (registered by its own slurmd, started once its
 # health passed) and resumes it if saltcluster had drained or downed it (a
@@ -254,7 +256,7 @@ saltcluster-orch-join-record:
     - contents: {{ ns.identity | json }}
     - mode: '0600'
     - require:
-      - salt: saltcluster-orch-join-membership
+      - cluster_orch: saltcluster-orch-join-membership
 {%-   if slurm_node %}
       - salt: saltcluster-orch-join-slurm-admit
 {%-   endif %}
@@ -272,10 +274,10 @@ saltcluster-orch-join-unlock-after-failure:
       - cmd: saltcluster-orch-join-lock
     - onfail:
       - salt: saltcluster-orch-join-mine-update
-      - salt: saltcluster-orch-join-nfs-export
-      - salt: saltcluster-orch-join-node-highstate
+      - cluster_orch: saltcluster-orch-join-nfs-export
+      - cluster_orch: saltcluster-orch-join-node-highstate
       - salt: saltcluster-orch-join-node-health
-      - salt: saltcluster-orch-join-membership
+      - cluster_orch: saltcluster-orch-join-membership
 {%-   if slurm_node %}
       - salt: saltcluster-orch-join-slurm-register
       - salt: saltcluster-orch-join-slurm-admit

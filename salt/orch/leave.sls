@@ -113,20 +113,19 @@ saltcluster-orch-leave-file-absent-joined:
 
 # the export lists the compute members' addresses: drop the gone ones
 saltcluster-orch-leave-nfs-export:
-  salt.state:
+  cluster_orch.state:
     - tgt: 'G@roles:master and not L@{{ gone | join(',') }}'
     - tgt_type: compound
     - sls: cluster.nfs.server
-    - queue: true
     - require:
       - salt: saltcluster-orch-leave-cache-clear-mine
 
 saltcluster-orch-leave-membership:
-  salt.state:
+  cluster_orch.state:
     - tgt: '* and not L@{{ gone | join(',') }}'
     - tgt_type: compound
     - sls: cluster.membership
-    - queue: true
+    - skip_unstarted_joins: true
     - require:
       - salt: saltcluster-orch-leave-cache-clear-mine
 {%-   if slurm %}

@@ -114,10 +114,14 @@ def claims(hrun):
 @pytest.fixture(scope="module")
 def cluster(health_minions, hcli, hrun, health_root):
     """Membership published at start, modules synced, both nodes serving,
-    and the hostfile written once by the master's own state run."""
+    and the hostfile written once by the master's own state run.  The
+    salt-master gets the orchestrations' cluster_orch state, as the
+    master's highstate gives it (master_extmods.synced)."""
     published_mine(hrun, list(HOSTS))
     ret = hcli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0 and sorted(ret.data) == sorted(HOSTS), ret
+    ret = hrun.run("saltutil.sync_states")
+    assert ret.returncode == 0 and "states.cluster_orch" in ret.data, ret
     for name in COMPUTE:
         claim_serving(health_minions[name], hcli, name)
     ok(hcli.run("state.apply", "cluster.membership", minion_tgt="hmaster"))

@@ -675,7 +675,7 @@ def test_join_admits_the_node_in_slurm_after_membership(master):
     fun, args = states["saltcluster-orch-join-slurm-register"]
     assert (fun, _arg(args, "name"), _arg(args, "tgt"), _arg(args, "arg")) == (
         "salt.function", "service.restart", "node3", ["slurmd"])
-    assert _arg(args, "require") == [{"salt": "saltcluster-orch-join-membership"}]
+    assert _arg(args, "require") == [{"cluster_orch": "saltcluster-orch-join-membership"}]
     fun, args = states["saltcluster-orch-join-slurm-admit"]
     assert (fun, _arg(args, "name"), _arg(args, "kwarg")) == ("salt.function", "slurm_nodes.admit", {"node": "node3"})
     assert (_arg(args, "tgt"), _arg(args, "tgt_type")) == ("G@roles:master", "compound")
@@ -788,9 +788,9 @@ def test_serving_again_starts_slurmd_if_needed_and_resumes(master):
     master.mine["node2"]["saltcluster_health"] = health_claim("serving")
     states = acting(master.render("health.sls", {"saltcluster_health_node": "node2"}))
     fun, args = states["saltcluster-orch-health-slurm-node"]
-    assert (fun, _arg(args, "tgt"), _arg(args, "sls"), _arg(args, "queue")) == (
-        "salt.state", "node2", "cluster.slurm", True
+    assert (fun, _arg(args, "tgt"), _arg(args, "sls")) == (
+        "cluster_orch.state", "node2", "cluster.slurm"
     )  # fmt: skip
     assert _arg(states["saltcluster-orch-health-slurm"][1], "kwarg") == {"node": "node2", "state": "serving"}
     needs = _arg(states["saltcluster-orch-health-record"][1], "require")
-    assert {"salt": "saltcluster-orch-health-slurm"} in needs and {"salt": "saltcluster-orch-health-slurm-node"} in needs
+    assert {"salt": "saltcluster-orch-health-slurm"} in needs and {"cluster_orch": "saltcluster-orch-health-slurm-node"} in needs

@@ -194,9 +194,10 @@ def test_real_loss_evicts_only_the_minion_the_master_lost_too(master):
     fun, args = states["saltcluster-orch-leave-cache-clear-mine"]
     assert fun == "salt.runner" and _arg(args, "tgt") == "node2" and _arg(args, "tgt_type") == "list"
     fun, args = states["saltcluster-orch-leave-membership"]
-    assert fun == "salt.state" and _arg(args, "tgt") == "* and not L@node2" and _arg(args, "queue") is True
+    assert fun == "cluster_orch.state" and _arg(args, "tgt") == "* and not L@node2"
+    assert _arg(args, "skip_unstarted_joins") is True
     fun, args = states["saltcluster-orch-leave-nfs-export"]
-    assert (fun, _arg(args, "sls")) == ("salt.state", "cluster.nfs.server")
+    assert (fun, _arg(args, "sls")) == ("cluster_orch.state", "cluster.nfs.server")
     assert _arg(args, "tgt") == "G@roles:master and not L@node2"
     fun, args = states["saltcluster-orch-leave-file-absent-joined"]
     assert fun == "file.absent" and _arg(args, "names") == [str(master.state_dir / "joined" / "node2")]
@@ -311,8 +312,16 @@ def test_new_minion_joins_under_a_lock_and_is_recorded(master):
     assert _arg(states["saltcluster-orch-join-lock"][1], "name") == f"mkdir {lock}"
     # the export follows before the node's highstate mounts it
     nfs = states["saltcluster-orch-join-nfs-export"][1]
-    assert (_arg(nfs, "tgt"), _arg(nfs, "sls"), _arg(nfs, "queue")) == ("G@roles:master", "cluster.nfs.server", True)
-    assert {"salt": "saltcluster-orch-join-nfs-export"} in _arg(states["saltcluster-orch-join-node-highstate"][1], "require")
+    assert states["saltcluster-orch-join-nfs-export"][0] == "cluster_orch.state"
+    assert (_arg(nfs, "tgt"), _arg(nfs, "sls")) == ("G@roles:master", "cluster.nfs.server")
+    highstate = states["saltcluster-orch-join-node-highstate"][1]
+    assert {"cluster_orch": "saltcluster-orch-join-nfs-export"} in _arg(highstate, "require")
+    # the node's highstate marks its join's highstate started, for the others' membership runs
+    assert (_arg(highstate, "tgt"), _arg(highstate, "joining")) == ("node3", "node3")
+    membership = states["saltcluster-orch-join-membership"]
+    assert membership[0] == "cluster_orch.state" and _arg(membership[1], "skip_unstarted_joins") is True
+    # no step asks Salt's minion-side queue (it loses or deadlocks concurrent runs)
+    assert not [sid for sid, (_, a) in states.items() if any(isinstance(x, dict) and "queue" in x for x in a)]
     record = states["saltcluster-orch-join-record"][1]
     assert _arg(record, "name") == str(master.state_dir / "joined" / "node3")
     assert _arg(record, "contents") == master.identity("node3")
@@ -330,7 +339,7 @@ def test_the_others_learn_of_a_new_node_only_after_its_health_passed(master):
     fun, args = states["saltcluster-orch-join-node-health"]
     assert (fun, _arg(args, "tgt"), _arg(args, "kwarg")) == ("salt.function", "node3", {"admit": True})
     assert fun == "salt.function" and _arg(args, "name") == "cluster_health.publish"
-    assert {"salt": "saltcluster-orch-join-node-highstate"} in _arg(args, "require")
+    assert {"cluster_orch": "saltcluster-orch-join-node-highstate"} in _arg(args, "require")
     membership = states["saltcluster-orch-join-membership"][1]
     assert {"salt": "saltcluster-orch-join-node-health"} in _arg(membership, "require")
     fun, args = states["saltcluster-orch-join-node-health-failed"]
@@ -525,13 +534,13 @@ def test_a_flip_reapplies_membership_on_the_master_and_the_gateway(master):
     master.mine["node2"]["saltcluster_health"] = claim("drained")
     states = acting(health(master, "node2"))
     fun, args = states["saltcluster-orch-health-membership"]
-    assert fun == "salt.state" and _arg(args, "sls") == "cluster.membership"
+    assert fun == "cluster_orch.state" and _arg(args, "sls") == "cluster.membership"
     assert (_arg(args, "tgt"), _arg(args, "tgt_type")) == ("G@roles:master or G@roles:gateway", "compound")
-    assert _arg(args, "queue") is True and 0 < _arg(args, "timeout") <= 600  # bounded
+    assert _arg(args, "skip_unstarted_joins") is True and 0 < _arg(args, "timeout") <= 600  # bounded
     fun, args = states["saltcluster-orch-health-record"]
     assert fun == "file.managed" and _arg(args, "name") == str(master.state_dir / "health" / "node2")
     assert _arg(args, "contents") == "drained since 1795000000"
-    assert {"salt": "saltcluster-orch-health-membership"} in _arg(args, "require")
+    assert {"cluster_orch": "saltcluster-orch-health-membership"} in _arg(args, "require")
     # decided from the master's own copy of the mine; nothing is asked of the node
     assert ("runner", "cache.mine", {"tgt": "node2", "tgt_type": "list"}) in master.calls
     assert master.published_to() == []

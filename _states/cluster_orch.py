@@ -1,33 +1,35 @@
 """
 State runs from the master's orchestrations, one at a time on each minion.
 
-Joins, leaves and health flips are orchestrations the reactor starts, each in
-a process of its own, and several run at once (three nodes starting, a
-salt-master restart bringing every minion back).  Their state runs meet on
-the same minions: the master (the export, the hostfile), the gateway (the
-upstream) and every member (membership).  Salt 3008.4's minion-side queue
-cannot order them: with ``queue: true`` a run that meets another is filed
-away and answers nothing, so the step fails ("did not return a state
-result") and the join is lost; with ``queue: <n>`` every running state job
-counts as blocking (``salt.utils.state.check_prior_running_states``), so two
-waiting runs wait for each other for ever.
+Joins, leaves and health flips are orchestrations the reactor starts (on
+its pool of threads inside the salt-master), and several run at once (three
+nodes starting, a salt-master restart bringing every minion back).  Their
+state runs meet on the same minions: the master (the export, the hostfile),
+the gateway (the upstream) and every member (membership).  Salt 3008.4's
+minion-side queue cannot order them: with ``queue: true`` a run that meets
+another is filed away and answers nothing, so the step fails ("did not
+return a state result") and the join is lost; with ``queue: <n>`` every
+running state job counts as blocking
+(``salt.utils.state.check_prior_running_states``), so two waiting runs wait
+for each other for ever.
 
 So the master orders them.  ``cluster_orch.state`` is ``salt.state`` that
 first takes an exclusive lock per targeted minion
-(``<cachedir>/saltcluster/state-locks/<id>``, ``flock``: a master that stops
-drops them), in sorted order so two steps never hold one each of the same
-pair, and holds them while its run goes on.  It publishes with
-``queue: false``: a run started outside the orchestrations (an operator's
-``state.apply``) fails the step at once with Salt's own comment naming that
-job, instead of being filed away and lost.
+(``<cachedir>/saltcluster/state-locks/<id>``, ``flock`` on a descriptor of
+its own: other threads and processes wait, a salt-master that stops drops
+them), in sorted order so two steps never hold one each of the same pair,
+holds them while its run goes on, and publishes to exactly the minions it
+locked (a list target), with ``queue: false``: a run started outside the
+orchestrations (an operator's ``state.apply``) fails the step at once with
+Salt's own comment naming that job, instead of being filed away and lost.
 
-A node in the middle of its join is left out of other joins' membership
-runs until its own highstate has started (``skip_unstarted_joins``): that
-highstate renders after this step starts, so it reads membership as it is
-now, while a membership run before it would meet a node whose first
-highstate has not synced this tree's modules yet.  Once its highstate has
-started (``joining: <id>`` marks it, under the locks), membership runs wait
-for it on its lock.
+``skip_unsynced`` (membership runs) leaves out a minion that has never
+published its health claim (``saltcluster_health`` in the master's mine:
+its first highstate has not synced this tree's modules yet) and runs no
+state run now (its lock is free): its own highstate starts later, so it
+renders membership as it is by then, while a membership run now would fail
+there ("has no attribute 'cluster.settings'").  One whose highstate runs
+(its lock is taken) is waited for like any other.
 
 Loaded only in the master's orchestrations (``__role`` master); the master's
 highstate syncs it there (``master_extmods.synced``).
@@ -37,7 +39,7 @@ import errno
 import fcntl
 import logging
 import os
-import re
+import threading
 import time
 
 import salt.utils.minions
@@ -46,8 +48,8 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "cluster_orch"
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 POLL = 0.5
+HEALTH_ENTRY = "saltcluster_health"  # the mine entry cluster_health.publish sends
 
 
 def __virtual__():
@@ -66,23 +68,12 @@ def _targets(tgt, tgt_type):
     return sorted(set(found.get("minions", [])))
 
 
-def _join_unstarted(minion):
-    """True for a minion whose join is in progress and whose highstate in
-    that join has not started."""
-    lock = os.path.join(_state_dir(), "joining", minion)
-    return os.path.isdir(lock) and not os.path.exists(os.path.join(lock, "highstate"))
-
-
-def _narrowed(tgt, tgt_type, skip):
-    """tgt without the minions in skip, as (tgt, tgt_type)."""
-    if not skip:
-        return tgt, tgt_type
-    if tgt_type == "list":
-        names = tgt.split(",") if isinstance(tgt, str) else list(tgt)
-        return ",".join(n for n in names if n not in skip), "list"
-    if tgt_type not in ("glob", "compound"):
-        raise ValueError(f"cannot leave minions out of a {tgt_type} target")
-    return f"( {tgt} ) and not L@{','.join(sorted(skip))}", "compound"
+def _synced(minions):
+    """The minions that published their health claim (cluster_health, synced
+    by their first highstate) in the master's copy of the mine."""
+    mine = __salt__["saltutil.runner"]("cache.mine", tgt=",".join(minions), tgt_type="list")
+    mine = mine if isinstance(mine, dict) else {}
+    return {m for m in minions if isinstance(mine.get(m), dict) and HEALTH_ENTRY in mine[m]}
 
 
 def _lock_path(minion):
@@ -97,14 +88,12 @@ def _holder(path):
         return "unknown"
 
 
-def _acquire(minions, name, timeout):
-    """Lock every minion in sorted order; (fds, None) or ([], why)."""
-    os.makedirs(os.path.dirname(_lock_path("x")), mode=0o700, exist_ok=True)
-    fds = []
-    deadline = time.monotonic() + timeout
-    for minion in sorted(minions):
-        path = _lock_path(minion)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _lock(minion, holder, deadline):
+    """(fd, None) with minion's lock held, or (None, why) at the deadline
+    (deadline None: one try)."""
+    path = _lock_path(minion)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -112,19 +101,43 @@ def _acquire(minions, name, timeout):
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
-                if time.monotonic() >= deadline:
-                    why = (
-                        f"{minion}'s state runs were still taken after {timeout} s "
-                        f"(by {_holder(path)})"
-                    )
+                if deadline is None or time.monotonic() >= deadline:
                     os.close(fd)
-                    _release(fds)
-                    return [], why
+                    return None, f"{minion}'s state runs are taken (by {_holder(path)})"
                 time.sleep(POLL)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}: {name}\n".encode(), 0)
-        fds.append(fd)
-    return fds, None
+        os.pwrite(fd, holder.encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, None
+
+
+def _acquire(minions, holder, timeout, unsynced=()):
+    """Lock the minions in sorted order: (fds, locked minions, skipped, None)
+    or ([], [], [], why).  A minion in unsynced whose lock is free is skipped
+    (not held); one whose lock is taken is waited for."""
+    os.makedirs(os.path.dirname(_lock_path("x")), mode=0o700, exist_ok=True)
+    fds, locked, skipped = [], [], []
+    deadline = time.monotonic() + timeout
+    try:
+        for minion in sorted(minions):
+            if minion in unsynced:
+                fd, _ = _lock(minion, holder, None)
+                if fd is not None:
+                    os.close(fd)
+                    skipped.append(minion)
+                    continue
+            fd, why = _lock(minion, holder, deadline)
+            if fd is None:
+                _release(fds)
+                return [], [], [], f"{why} after {timeout:g} s"
+            fds.append(fd)
+            locked.append(minion)
+    except BaseException:
+        _release(fds)
+        raise
+    return fds, locked, skipped, None
 
 
 def _release(fds):
@@ -132,31 +145,20 @@ def _release(fds):
         os.close(fd)
 
 
-def state(
-    name,
-    tgt,
-    tgt_type="glob",
-    lock_timeout=1800,
-    skip_unstarted_joins=False,
-    joining=None,
-    **kwargs,
-):
+def state(name, tgt, tgt_type="glob", lock_timeout=1800, skip_unsynced=False, **kwargs):
     """
-    Run ``salt.state`` (highstate or sls) on the minions tgt matches, holding
-    each one's state lock (see the module's docstring).  Every other argument
-    is ``salt.state``'s (``test`` runs the minions' dry run under the
-    locks too); ``queue`` is always false.
+    Run ``salt.state`` (highstate or sls) on the minions tgt matches now,
+    holding each one's state lock (see the module's docstring).  Every other
+    argument is ``salt.state``'s (``test`` runs the minions' dry run under
+    the locks too); ``queue`` is always false.
 
     lock_timeout
         Seconds to wait for the locks before failing, naming the minion and
         the step that holds it.
 
-    skip_unstarted_joins
-        Leave out minions whose join runs and has not started its highstate.
-
-    joining
-        This step is the highstate of that minion's join: mark it started
-        (``<cachedir>/saltcluster/joining/<id>/highstate``) once locked.
+    skip_unsynced
+        Leave out minions whose first highstate has not synced this tree's
+        modules and that run no state run now.
 
     .. code-block:: yaml
 
@@ -165,12 +167,9 @@ def state(
             - tgt: '* and not node3'
             - tgt_type: compound
             - sls: cluster.membership
-            - skip_unstarted_joins: true
+            - skip_unsynced: true
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    if joining is not None and not (isinstance(joining, str) and NAME_RE.match(joining)):
-        ret["comment"] = f"joining: {joining!r} is not a minion name"
-        return ret
     try:
         lock_timeout = float(lock_timeout)
     except (TypeError, ValueError):
@@ -179,38 +178,28 @@ def state(
     kwargs.pop("queue", None)
 
     minions = _targets(tgt, tgt_type)
-    skip = {m for m in minions if m != joining and _join_unstarted(m)} if skip_unstarted_joins else set()
-    try:
-        tgt, tgt_type = _narrowed(tgt, tgt_type, skip)
-    except ValueError as exc:
-        ret["comment"] = str(exc)
-        return ret
-    minions = [m for m in minions if m not in skip]
     if not minions:
-        ret["result"] = True
-        ret["comment"] = "No minion to run on" + (
-            f" (left out, their joins' highstates come later: {', '.join(sorted(skip))})" if skip else ""
-        )
+        ret["comment"] = f"No minion matches {tgt!r} ({tgt_type})"
         return ret
-
-    fds, why = _acquire(minions, name, lock_timeout)
+    unsynced = set(minions) - _synced(minions) if skip_unsynced else set()
+    jid = globals().get("__orchestration_jid__", "-")
+    holder = f"{name} (orchestration {jid}, pid {os.getpid()}, thread {threading.get_ident()})\n"
+    fds, locked, skipped, why = _acquire(minions, holder, lock_timeout, unsynced)
     if why:
         ret["comment"] = why
         return ret
+    left_out = (
+        f"Left out, their first highstate comes later: {', '.join(skipped)}" if skipped else ""
+    )
     try:
-        if joining is not None and not __opts__.get("test"):
-            lock = os.path.join(_state_dir(), "joining", joining)
-            if not os.path.isdir(lock):
-                ret["comment"] = f"no join of {joining} runs ({lock} is missing)"
-                return ret
-            with open(os.path.join(lock, "highstate"), "w", encoding="utf-8") as fh:
-                fh.write(f"pid {os.getpid()}\n")
-        log.debug("cluster_orch: %s holds %s", name, ", ".join(minions))
-        ret = __states__["salt.state"](name=name, tgt=tgt, tgt_type=tgt_type, queue=False, **kwargs)
+        if not locked:
+            ret["result"] = True
+            ret["comment"] = left_out
+            return ret
+        log.debug("cluster_orch: %s holds %s", name, ", ".join(locked))
+        ret = __states__["salt.state"](name=name, tgt=locked, tgt_type="list", queue=False, **kwargs)
     finally:
         _release(fds)
-    if skip:
-        ret["comment"] = (
-            f"{ret.get('comment', '')}\nLeft out, their joins' highstates come later: {', '.join(sorted(skip))}"
-        ).strip()
+    if left_out:
+        ret["comment"] = f"{ret.get('comment', '')}\n{left_out}".strip()
     return ret

@@ -76,7 +76,7 @@ def synced(name, saltenv="base"):
         return ret
     synced_now = {}
     for kind in sorted(pending):
-        out = __salt__["saltutil.runner"](f"saltutil.sync_{kind}", kwarg={"saltenv": saltenv})
+        out = __salt__["saltutil.runner"](f"saltutil.sync_{kind}", saltenv=saltenv)
         synced_now[kind] = out
     left = _pending(saltenv)
     if left:

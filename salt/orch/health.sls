@@ -76,8 +76,9 @@ saltcluster-orch-health-membership:
     - tgt: 'G@roles:master or G@roles:gateway'
     - tgt_type: compound
     - sls: cluster.membership
-    - skip_unstarted_joins: true
+    - skip_unsynced: true
     - timeout: {{ membership_timeout }}
+    - lock_timeout: {{ membership_timeout }}
 
 saltcluster-orch-health-file-directory:
   file.directory:
@@ -112,6 +113,7 @@ saltcluster-orch-health-slurm-node:
     - tgt: {{ node | json }}
     - sls: cluster.slurm
     - timeout: {{ membership_timeout }}
+    - lock_timeout: {{ membership_timeout }}
 {%-   endif %}
 {%-   if slurm %}
 

@@ -43,7 +43,7 @@
     (_states/cluster_orch.py): one at a time per minion across every
     orchestration, ordered on the master (Salt's own state queue loses or
     deadlocks concurrent runs), and a membership run leaves out a node
-    whose own join has not started its highstate yet. #}
+    whose first highstate has not synced this tree's modules yet. #}
 {%- import_yaml 'cluster/parameters/defaults.yaml' as defaults %}
 {%- set name_re = '^([A-Za-z0-9][A-Za-z0-9._-]{0,62})\Z' %}
 {%- set identity_re = '^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} [0-9]{1,10})\Z' %}
@@ -182,7 +182,6 @@ saltcluster-orch-join-node-highstate:
   cluster_orch.state:
     - tgt: {{ node | json }}
     - highstate: true
-    - joining: {{ node | json }}
     - require:
       - cluster_orch: saltcluster-orch-join-nfs-export
 
@@ -213,7 +212,7 @@ saltcluster-orch-join-membership:
     - tgt: '* and not {{ node }}'
     - tgt_type: compound
     - sls: cluster.membership
-    - skip_unstarted_joins: true
+    - skip_unsynced: true
     - require:
       - salt: saltcluster-orch-join-node-health
 

@@ -125,7 +125,7 @@ saltcluster-orch-leave-membership:
     - tgt: '* and not L@{{ gone | join(',') }}'
     - tgt_type: compound
     - sls: cluster.membership
-    - skip_unstarted_joins: true
+    - skip_unsynced: true
     - require:
       - salt: saltcluster-orch-leave-cache-clear-mine
 {%-   if slurm %}

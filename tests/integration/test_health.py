@@ -11,6 +11,7 @@ cluster is left alone.  No gateway minion: cluster.membership on a gateway
 runs nginx's service state, which would start this machine's nginx; the
 upstream is read as the gateway's render reads it (cluster.upstream)."""
 
+import fcntl
 import json
 import os
 import pathlib
@@ -92,12 +93,12 @@ def record_path(minion):
     return pathlib.Path(minion.config["cachedir"]) / "saltcluster" / "health.json"
 
 
-def claim_serving(minion, hcli, name):
-    """``name`` serves, as if its checks had passed (they cannot here): its
+def claim_serving(minion, hcli, name, state="serving"):
+    """``name`` serves (or is drained), as if its checks had said so: its
     record says so, and it sends that claim to the mine itself."""
     path = record_path(minion)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"state": "serving", "passes": 2, "fails": 0, "since": time.time(), "failed": {}}))
+    path.write_text(json.dumps({"state": state, "passes": 2, "fails": 0, "since": time.time(), "failed": {}}))
     ret = hcli.run("mine.send", "saltcluster_health", "mine_function=cluster_health.claim", minion_tgt=name)
     assert ret.returncode == 0 and ret.data is True, ret
 
@@ -122,7 +123,10 @@ def cluster(health_minions, hcli, hrun, health_root):
     assert ret.returncode == 0 and sorted(ret.data) == sorted(HOSTS), ret
     ret = hrun.run("saltutil.sync_states")
     assert ret.returncode == 0 and "states.cluster_orch" in ret.data, ret
-    for name in COMPUTE:
+    # every host publishes a claim once its modules are synced (the master's
+    # too, shown by cluster.status): orch.health's membership run counts a
+    # host without one as not synced yet (cluster_orch skip_unsynced)
+    for name in HOSTS:
         claim_serving(health_minions[name], hcli, name)
     ok(hcli.run("state.apply", "cluster.membership", minion_tgt="hmaster"))
     assert [line.split(":")[0] for line in hostfile(health_root)] == COMPUTE
@@ -207,5 +211,46 @@ def test_a_node_back_in_health_comes_back(health_master, cluster, hcli, hrun, he
         assert ret.returncode == 0, ret
         assert orchestrations(health_master, after, "orch.health", wait=ORCH_WAIT,
                               pillar={"saltcluster_health_node": name})  # fmt: skip
-    assert claims(hrun) == {"hmaster": None, "hnode1": "serving", "hnode2": "serving"}
+    assert claims(hrun) == {"hmaster": "serving", "hnode1": "serving", "hnode2": "serving"}
+    assert [line.split(":")[0] for line in hostfile(health_root)] == COMPUTE
+
+
+def test_two_flips_held_up_on_the_master_both_complete(health_master, cluster, hcli, hrun, health_root):
+    """Two orch.health runs meet on hmaster: this test holds hmaster's state
+    lock (cluster_orch's, on the master) while both nodes flip, so both
+    membership runs wait for it at once; let go, each runs in turn and
+    none is lost (Salt's queue: true answered the second one 'queued' and
+    its step failed; queue: <n> left both waiting for ever)."""
+    lock = pathlib.Path(health_master.config["cachedir"]) / "saltcluster" / "state-locks" / "hmaster"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    after = time.time()
+    with open(lock, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.seek(0)
+        held.truncate()
+        held.write("the test\n")
+        held.flush()
+        for name in COMPUTE:
+            claim_serving(cluster[name], hcli, name, state="drained")
+            ret = hcli.run("--async", "event.send", f"saltcluster/health/{name}/changed", minion_tgt=name)
+            assert ret.returncode == 0, ret
+        time.sleep(15)
+        # nothing has run on hmaster while the lock is held
+        assert orchestrations(health_master, after, "orch.health", wait=0) == []
+        assert [line.split(":")[0] for line in hostfile(health_root)] == COMPUTE
+        fcntl.flock(held, fcntl.LOCK_UN)
+    done = {}
+    deadline = time.time() + 2 * ORCH_WAIT
+    while len(done) < 2 and time.time() < deadline:
+        for name in COMPUTE:
+            found = orchestrations(health_master, after, "orch.health", wait=0, pillar={"saltcluster_health_node": name})
+            if found:
+                done[name] = states_of(found[-1])
+        time.sleep(1)
+    assert sorted(done) == COMPUTE, done
+    for name, states in done.items():
+        membership = states["saltcluster-orch-health-membership"]
+        assert membership["result"] is True, (name, membership)
+        assert all(s["result"] is True for s in states.values()), (name, states)
+    # both drained: the last serving nodes are kept, and the master says why
     assert [line.split(":")[0] for line in hostfile(health_root)] == COMPUTE

@@ -195,7 +195,7 @@ def test_real_loss_evicts_only_the_minion_the_master_lost_too(master):
     assert fun == "salt.runner" and _arg(args, "tgt") == "node2" and _arg(args, "tgt_type") == "list"
     fun, args = states["saltcluster-orch-leave-membership"]
     assert fun == "cluster_orch.state" and _arg(args, "tgt") == "* and not L@node2"
-    assert _arg(args, "skip_unstarted_joins") is True
+    assert _arg(args, "skip_unsynced") is True
     fun, args = states["saltcluster-orch-leave-nfs-export"]
     assert (fun, _arg(args, "sls")) == ("cluster_orch.state", "cluster.nfs.server")
     assert _arg(args, "tgt") == "G@roles:master and not L@node2"
@@ -316,10 +316,9 @@ def test_new_minion_joins_under_a_lock_and_is_recorded(master):
     assert (_arg(nfs, "tgt"), _arg(nfs, "sls")) == ("G@roles:master", "cluster.nfs.server")
     highstate = states["saltcluster-orch-join-node-highstate"][1]
     assert {"cluster_orch": "saltcluster-orch-join-nfs-export"} in _arg(highstate, "require")
-    # the node's highstate marks its join's highstate started, for the others' membership runs
-    assert (_arg(highstate, "tgt"), _arg(highstate, "joining")) == ("node3", "node3")
+    assert (_arg(highstate, "tgt"), _arg(highstate, "highstate")) == ("node3", True)
     membership = states["saltcluster-orch-join-membership"]
-    assert membership[0] == "cluster_orch.state" and _arg(membership[1], "skip_unstarted_joins") is True
+    assert membership[0] == "cluster_orch.state" and _arg(membership[1], "skip_unsynced") is True
     # no step asks Salt's minion-side queue (it loses or deadlocks concurrent runs)
     assert not [sid for sid, (_, a) in states.items() if any(isinstance(x, dict) and "queue" in x for x in a)]
     record = states["saltcluster-orch-join-record"][1]
@@ -536,7 +535,8 @@ def test_a_flip_reapplies_membership_on_the_master_and_the_gateway(master):
     fun, args = states["saltcluster-orch-health-membership"]
     assert fun == "cluster_orch.state" and _arg(args, "sls") == "cluster.membership"
     assert (_arg(args, "tgt"), _arg(args, "tgt_type")) == ("G@roles:master or G@roles:gateway", "compound")
-    assert _arg(args, "skip_unstarted_joins") is True and 0 < _arg(args, "timeout") <= 600  # bounded
+    assert _arg(args, "skip_unsynced") is True
+    assert 0 < _arg(args, "timeout") <= 600 and _arg(args, "lock_timeout") <= 600  # bounded
     fun, args = states["saltcluster-orch-health-record"]
     assert fun == "file.managed" and _arg(args, "name") == str(master.state_dir / "health" / "node2")
     assert _arg(args, "contents") == "drained since 1795000000"

@@ -1,7 +1,8 @@
 """cluster_orch.state: one state run at a time per minion across the
 master's orchestrations (locks taken in order, bounded, released whatever
-happens), Salt's minion-side queue never asked, and a node whose join has
-not started its highstate left out of membership runs.  master_extmods:
+happens, published to exactly the minions locked), Salt's minion-side queue
+never asked, and a minion whose first highstate has not synced the modules
+left out of membership runs unless that highstate runs.  master_extmods:
 the salt-master's runners and states follow the served tree."""
 
 import fcntl
@@ -42,12 +43,32 @@ def salt_state():
     return FakeSaltState()
 
 
+class FakeMine:
+    """The master's copy of the mine (salt-run cache.mine): who published a
+    health claim."""
+
+    def __init__(self):
+        self.claims = {m: {"saltcluster_health": {"state": "serving"}} for m in ["gateway", "master", "node1", "node2"]}
+        self.asked = []
+
+    def runner(self, fun, tgt, tgt_type):
+        assert (fun, tgt_type) == ("cache.mine", "list")
+        self.asked.append(tgt)
+        return {m: self.claims[m] for m in tgt.split(",") if m in self.claims}
+
+
 @pytest.fixture
-def configure_loader_modules(tmp_path, salt_state):
+def mine():
+    return FakeMine()
+
+
+@pytest.fixture
+def configure_loader_modules(tmp_path, salt_state, mine):
     return {
         cluster_orch: {
             "__opts__": {"__role": "master", "cachedir": str(tmp_path), "test": False},
             "__states__": {"salt.state": salt_state},
+            "__salt__": {"saltutil.runner": mine.runner},
         },
         master_extmods: {"__opts__": {"test": False, "conf_file": str(tmp_path / "etc" / "minion")}},
     }
@@ -138,7 +159,7 @@ def test_other_minions_are_not_held_up(tmp_path, salt_state):
         ret = cluster_orch.state("step", "node1", sls="x", lock_timeout=0.5)
     finally:
         os.close(fd)
-    assert ret["result"] is True and [c["tgt"] for c in salt_state.calls] == ["node1"]
+    assert ret["result"] is True and [c["tgt"] for c in salt_state.calls] == [["node1"]]
 
 
 def test_locks_are_released_when_the_run_raises(tmp_path, salt_state, monkeypatch):
@@ -151,66 +172,103 @@ def test_locks_are_released_when_the_run_raises(tmp_path, salt_state, monkeypatc
     assert free(tmp_path, "node1")
 
 
-def join_lock(tmp_path, minion, highstate_started):
-    lock = tmp_path / "saltcluster" / "joining" / minion
-    lock.mkdir(parents=True)
-    if highstate_started:
-        (lock / "highstate").write_text("pid 1\n")
-
-
-def test_membership_leaves_out_a_join_whose_highstate_has_not_started(tmp_path, salt_state):
-    join_lock(tmp_path, "node4", highstate_started=False)
-    ret = cluster_orch.state("membership", "* and not node3", tgt_type="compound", sls="m", skip_unstarted_joins=True)
+def test_the_run_goes_to_exactly_the_minions_locked(salt_state):
+    """A list target, not the expression again: a minion accepted while the
+    step waited gets no run without its lock."""
+    cluster_orch.state("membership", "* and not node3", tgt_type="compound", sls="m")
     (call,) = salt_state.calls
-    assert (call["tgt"], call["tgt_type"]) == ("( * and not node3 ) and not L@node4", "compound")
-    assert ret["result"] is True and "node4" in ret["comment"]
+    assert (call["tgt"], call["tgt_type"]) == (["gateway", "master", "node1", "node2", "node4"], "list")
 
 
-def test_membership_waits_for_a_join_whose_highstate_runs(tmp_path, salt_state):
-    join_lock(tmp_path, "node4", highstate_started=True)
-    fd = held(tmp_path, "node4")  # its highstate holds it
+def test_membership_leaves_out_a_minion_never_synced_that_runs_nothing(tmp_path, salt_state, mine):
+    # node4 has published no health claim: its first highstate has not got that far
+    ret = cluster_orch.state("membership", "* and not node3", tgt_type="compound", sls="m", skip_unsynced=True)
+    (call,) = salt_state.calls
+    assert call["tgt"] == ["gateway", "master", "node1", "node2"]
+    assert ret["result"] is True and "Left out, their first highstate comes later: node4" in ret["comment"]
+    assert free(tmp_path, "node4")
+
+
+def test_membership_waits_for_a_never_synced_minion_whose_highstate_runs(tmp_path, salt_state, mine):
+    fd = held(tmp_path, "node4")  # its first highstate holds it
     try:
         ret = cluster_orch.state(
-            "membership", "* and not node3", tgt_type="compound", sls="m", skip_unstarted_joins=True, lock_timeout=0.6
+            "membership", "* and not node3", tgt_type="compound", sls="m", skip_unsynced=True, lock_timeout=0.6
         )
     finally:
         os.close(fd)
     assert ret["result"] is False and "node4" in ret["comment"] and salt_state.calls == []
-    ret = cluster_orch.state("membership", "* and not node3", tgt_type="compound", sls="m", skip_unstarted_joins=True)
-    assert ret["result"] is True and salt_state.calls[0]["tgt"] == "* and not node3"
+    # its claim is published by then: it gets the run
+    mine.claims["node4"] = {"saltcluster_health": {"state": "joining"}}
+    ret = cluster_orch.state("membership", "* and not node3", tgt_type="compound", sls="m", skip_unsynced=True)
+    assert ret["result"] is True and "node4" in salt_state.calls[0]["tgt"]
 
 
-def test_a_list_target_is_narrowed_as_a_list(tmp_path, salt_state):
-    join_lock(tmp_path, "node4", highstate_started=False)
-    cluster_orch.state("m", "node1,node4", tgt_type="list", sls="m", skip_unstarted_joins=True)
-    assert (salt_state.calls[0]["tgt"], salt_state.calls[0]["tgt_type"]) == ("node1", "list")
+def test_a_member_is_never_left_out(tmp_path, salt_state, mine):
+    """node2 is synced (its claim is in the mine): a join of its own that
+    runs or failed changes nothing, it gets every membership run."""
+    (tmp_path / "saltcluster" / "joining" / "node2").mkdir(parents=True)
+    cluster_orch.state("membership", "node2", sls="m", skip_unsynced=True)
+    assert salt_state.calls[0]["tgt"] == ["node2"]
 
 
-def test_nothing_left_to_run_on_is_no_failure(tmp_path, salt_state):
-    join_lock(tmp_path, "node4", highstate_started=False)
-    ret = cluster_orch.state("m", "node4", sls="m", skip_unstarted_joins=True)
+def test_only_never_synced_minions_left_out_is_no_failure(salt_state):
+    ret = cluster_orch.state("m", "node4", sls="m", skip_unsynced=True)
     assert ret["result"] is True and salt_state.calls == [] and "node4" in ret["comment"]
 
 
-def test_the_joining_highstate_marks_itself_started_under_the_lock(tmp_path, salt_state):
-    join_lock(tmp_path, "node4", highstate_started=False)
-    cluster_orch.state("highstate", "node4", highstate=True, joining="node4")
-    assert (tmp_path / "saltcluster" / "joining" / "node4" / "highstate").exists()
-    assert salt_state.calls[0]["highstate"] is True and "joining" not in salt_state.calls[0]
+def test_a_target_that_matches_nobody_fails_as_salt_state_does(salt_state):
+    ret = cluster_orch.state("m", "nosuchnode", sls="m")
+    assert ret["result"] is False and "'nosuchnode'" in ret["comment"] and salt_state.calls == []
 
 
-def test_joining_without_a_join_running_fails_and_runs_nothing(tmp_path, salt_state):
-    ret = cluster_orch.state("highstate", "node4", highstate=True, joining="node4")
-    assert ret["result"] is False and "node4" in ret["comment"] and salt_state.calls == []
-    assert free(tmp_path, "node4")
+def test_overlapping_targets_in_two_threads_never_deadlock(salt_state):
+    """Sorted order: each takes node1 before node2, whatever its target says."""
+    rets = []
+    threads = [
+        threading.Thread(target=lambda t=t: rets.append(cluster_orch.state("s", t, tgt_type="list", sls="x", lock_timeout=5)))
+        for t in ("node2,node1", "node1,node2", "node2,node1")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert [r["result"] for r in rets] == [True, True, True] and not salt_state.overlap
+
+
+def test_locks_taken_are_released_when_taking_the_next_one_raises(tmp_path, salt_state, monkeypatch):
+    real = cluster_orch._lock
+
+    def lock(minion, holder, deadline):
+        if minion == "node2":
+            raise OSError(24, "Too many open files")
+        return real(minion, holder, deadline)
+
+    monkeypatch.setattr(cluster_orch, "_lock", lock)
+    with pytest.raises(OSError):
+        cluster_orch.state("s", "node1,node2", tgt_type="list", sls="x")
+    assert free(tmp_path, "node1") and salt_state.calls == []
+
+
+def test_the_holder_is_named_by_step_and_orchestration(tmp_path, salt_state, monkeypatch):
+    monkeypatch.setitem(cluster_orch.state.__globals__, "__orchestration_jid__", "20261127170000123456")
+    salt_state.hold.clear()
+    t = threading.Thread(target=cluster_orch.state, args=("saltcluster-orch-join-nfs-export", "master"), kwargs={"sls": "x"})
+    t.start()
+    assert salt_state.entered.wait(5)
+    ret = cluster_orch.state("other", "master", sls="x", lock_timeout=0.3)
+    salt_state.hold.set()
+    t.join(5)
+    assert ret["result"] is False
+    assert "saltcluster-orch-join-nfs-export (orchestration 20261127170000123456" in ret["comment"]
 
 
 @pytest.mark.parametrize(
     "kwargs, named",
-    [({"joining": "../etc"}, "'../etc'"), ({"joining": ["node4"]}, "['node4']"), ({"lock_timeout": "soon"}, "'soon'")],
+    [({"lock_timeout": "soon"}, "'soon'"), ({"lock_timeout": None}, "None")],
 )
 def test_bad_arguments_are_refused_naming_the_value_before_anything(tmp_path, salt_state, kwargs, named):
-    ret = cluster_orch.state("step", "node4", sls="x", **kwargs)
+    ret = cluster_orch.state("step", "node1", sls="x", **kwargs)
     assert ret["result"] is False and named in ret["comment"] and salt_state.calls == []
     assert not (tmp_path / "saltcluster").exists()
 
@@ -242,12 +300,14 @@ def served(tmp_path, monkeypatch):
 
         return {"hash_type": "sha256", "hsum": salt.utils.hashutils.get_hash(str(tree / path[7:]), "sha256")}
 
-    def runner(fun, kwarg=None):
+    def runner(fun, arg=None, kwarg=None, saltenv="base"):
+        # saltutil.runner passes its own saltenv to a runner that takes one
+        assert arg is None and kwarg is None
         kind = fun.rsplit("_", 1)[1]
         (extmods / kind).mkdir(parents=True, exist_ok=True)
         for p in (tree / f"_{kind}").iterdir():
             (extmods / kind / p.name).write_text(p.read_text())
-        synced.append((fun, kwarg))
+        synced.append((fun, saltenv))
         return [f"{kind}.{p.stem}" for p in (tree / f"_{kind}").iterdir()]
 
     monkeypatch.setattr(master_extmods, "_master_extmods", lambda: str(extmods))
@@ -261,7 +321,7 @@ def test_extmods_sync_when_they_differ_and_not_again(served):
     tree, extmods, synced = served
     ret = master_extmods.synced("m")
     assert ret["result"] is True and sorted(ret["changes"]["synced"]) == ["runners", "states"]
-    assert synced == [("saltutil.sync_runners", {"saltenv": "base"}), ("saltutil.sync_states", {"saltenv": "base"})]
+    assert synced == [("saltutil.sync_runners", "base"), ("saltutil.sync_states", "base")]
     ret = master_extmods.synced("m")
     assert ret["result"] is True and ret["changes"] == {} and len(synced) == 2
     # an older copy of one module: only its kind syncs
@@ -279,6 +339,6 @@ def test_extmods_test_mode_says_what_would_sync_and_syncs_nothing(served):
 
 
 def test_extmods_a_sync_that_changes_nothing_fails(served, monkeypatch):
-    monkeypatch.setitem(master_extmods.__salt__, "saltutil.runner", lambda fun, kwarg=None: [])
+    monkeypatch.setitem(master_extmods.__salt__, "saltutil.runner", lambda fun, saltenv="base": [])
     ret = master_extmods.synced("m")
     assert ret["result"] is False and "still differs" in ret["comment"]

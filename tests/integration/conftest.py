@@ -142,12 +142,15 @@ def synced(minions, salt_cli, salt_run_cli):
     start-up mine run (no mine.update: pillar/mine.sls names core functions
     only); then modules synced from the master to every minion (for the
     tests that call them directly; a highstate syncs them itself), and the
-    runners (served from salt/_runners) into the master's extension
-    modules, as on a real master (salt-run saltutil.sync_runners)."""
+    runners and states (served from salt/_runners, salt/_states) into the
+    master's extension modules, as the master's highstate does on a real
+    master (master_extmods.synced)."""
     published_mine(salt_run_cli, list(minions))
     ret = salt_cli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0, ret
     ret = salt_run_cli.run("saltutil.sync_runners")
+    assert ret.returncode == 0, ret
+    ret = salt_run_cli.run("saltutil.sync_states")
     assert ret.returncode == 0, ret
     return minions
 

@@ -95,6 +95,13 @@ def joined(sec_master, sec_minions, sec_cli, sec_run, sec_root):
     published_mine(sec_run, list(MINIONS))
     ret = sec_cli.run("saltutil.sync_all", minion_tgt="*")
     assert ret.returncode == 0 and sorted(ret.data) == list(MINIONS), ret
+    # a member claims its health once its modules are synced (its health
+    # schedule): the orchestrations' membership runs go only where it did
+    ret = sec_cli.run("mine.send", "saltcluster_health", "mine_function=cluster_health.claim", minion_tgt="*")
+    assert ret.returncode == 0, ret
+    # the orchestrations' cluster_orch state, as the master's highstate syncs it
+    ret = sec_run.run("saltutil.sync_states")
+    assert ret.returncode == 0 and "states.cluster_orch" in ret.data, ret
     records = sec_master_state_dir(sec_master) / "joined"
     records.mkdir(parents=True, exist_ok=True)
     for mid in MINIONS:
@@ -289,7 +296,7 @@ def test_deleted_key_is_a_leave(sec_master, joined, sec_run, scratch):
     # this test cluster has no master-role minion to re-export (cluster.nfs.server
     # would install nfs-kernel-server here): that step fails, loudly, and alone
     nfs = states.pop("saltcluster-orch-leave-nfs-export")
-    assert nfs["result"] is False and nfs["comment"] == "No minions returned", nfs
+    assert nfs["result"] is False and nfs["comment"].startswith("No minion matches 'G@roles:master and not L@secnode2'"), nfs
     assert all(s["result"] is True for s in states.values()), states
     assert not (sec_master_state_dir(sec_master) / "joined" / "secnode2").exists()
     assert (sec_master_state_dir(sec_master) / "joined" / "secnode1").exists()

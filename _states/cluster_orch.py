@@ -58,8 +58,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _state_dir():
-    return os.path.join(__opts__["cachedir"], "saltcluster")
+def _lock_dir():
+    return os.path.join(__opts__["cachedir"], "saltcluster", "state-locks")
 
 
 def _targets(tgt, tgt_type):
@@ -77,7 +77,7 @@ def _synced(minions):
 
 
 def _lock_path(minion):
-    return os.path.join(_state_dir(), "state-locks", minion)
+    return os.path.join(_lock_dir(), minion)
 
 
 def _holder(path):
@@ -117,7 +117,7 @@ def _acquire(minions, holder, timeout, unsynced=()):
     """Lock the minions in sorted order: (fds, locked minions, skipped, None)
     or ([], [], [], why).  A minion in unsynced whose lock is free is skipped
     (not held); one whose lock is taken is waited for."""
-    os.makedirs(os.path.dirname(_lock_path("x")), mode=0o700, exist_ok=True)
+    os.makedirs(_lock_dir(), mode=0o700, exist_ok=True)
     fds, locked, skipped = [], [], []
     deadline = time.monotonic() + timeout
     try:
